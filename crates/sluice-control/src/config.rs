@@ -1,0 +1,690 @@
+//! The TOML configuration: its schema, and its checks.
+//!
+//! Parsing happens in two steps. Serde reads the file into raw tables,
+//! keeping the position of every value that needs a second look (syntax and
+//! type errors already carry their line from the TOML parser). Then each
+//! value is checked and turned into the data plane's own types; a value
+//! that is wrong is reported with its key and line.
+
+use std::collections::HashSet;
+use std::net::Ipv4Addr;
+use std::ops::Range;
+use std::path::PathBuf;
+use std::str::FromStr;
+
+use serde::Deserialize;
+use sluice_buf::HugePages;
+use sluice_io::pg::{Ipv4Range, L4, PacketSize, PortRange, StreamSpec};
+use sluice_wire::MacAddr;
+use toml::Spanned;
+
+/// A refused configuration.
+#[derive(Debug, thiserror::Error, Clone, PartialEq, Eq)]
+pub enum ConfigError {
+    /// The TOML itself, or a value of the wrong type or an unknown key.
+    #[error("{0}")]
+    Syntax(String),
+    /// A value that is well-formed TOML but wrong.
+    #[error("line {line}: `{key}`: {message}")]
+    Value {
+        /// 1-based line of the value.
+        line: usize,
+        /// The key, with its table, e.g. `route[2].prefix`.
+        key: String,
+        /// What is wrong.
+        message: String,
+    },
+}
+
+/// A whole, checked configuration.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Config {
+    /// Buffers in the pool.
+    pub buffers: u32,
+    /// Huge page policy.
+    pub huge_pages: HugePages,
+    /// Worker threads.
+    pub workers: usize,
+    /// Core of each worker (may be shorter than `workers`: the rest float).
+    pub cores: Vec<usize>,
+    /// Packets per input burst (the vector size an input node makes).
+    pub burst: usize,
+    /// Interfaces in index order.
+    pub interfaces: Vec<Interface>,
+    /// Generator streams with the index of their interface.
+    pub streams: Vec<(usize, StreamSpec)>,
+    /// IPv4 routes, with interfaces as indices.
+    pub routes: Vec<sluice_fn::Route>,
+}
+
+/// One interface.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Interface {
+    /// Name.
+    pub name: String,
+    /// What is behind it.
+    pub driver: Driver,
+    /// MAC address.
+    pub mac: MacAddr,
+    /// L3 MTU.
+    pub mtu: u16,
+}
+
+/// The kinds of interface a configuration can make.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Driver {
+    /// Packet generator (input only).
+    Pg,
+    /// Replays a capture (input only), `repeat` times.
+    PcapIn {
+        /// The capture.
+        file: PathBuf,
+        /// Rounds.
+        repeat: u64,
+    },
+    /// Writes a capture (output only).
+    PcapOut {
+        /// The capture.
+        file: PathBuf,
+    },
+    /// Frees what it is given (output only).
+    Sink,
+}
+
+impl Driver {
+    /// The driver's name in the configuration.
+    pub fn kind(&self) -> &'static str {
+        match self {
+            Driver::Pg => "pg",
+            Driver::PcapIn { .. } => "pcap-in",
+            Driver::PcapOut { .. } => "pcap-out",
+            Driver::Sink => "sink",
+        }
+    }
+
+    /// Whether it receives.
+    pub fn is_input(&self) -> bool {
+        matches!(self, Driver::Pg | Driver::PcapIn { .. })
+    }
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields, rename_all = "kebab-case")]
+struct RawConfig {
+    #[serde(default)]
+    buffers: RawBuffers,
+    #[serde(default)]
+    workers: RawWorkers,
+    #[serde(default)]
+    interface: Vec<RawInterface>,
+    #[serde(default)]
+    stream: Vec<RawStream>,
+    #[serde(default)]
+    route: Vec<RawRoute>,
+}
+
+#[derive(Deserialize, Default)]
+#[serde(deny_unknown_fields, rename_all = "kebab-case")]
+struct RawBuffers {
+    count: Option<Spanned<i64>>,
+    huge_pages: Option<Spanned<String>>,
+}
+
+#[derive(Deserialize, Default)]
+#[serde(deny_unknown_fields, rename_all = "kebab-case")]
+struct RawWorkers {
+    count: Option<Spanned<i64>>,
+    cores: Option<Spanned<Vec<i64>>>,
+    burst: Option<Spanned<i64>>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields, rename_all = "kebab-case")]
+struct RawInterface {
+    name: Spanned<String>,
+    driver: Spanned<String>,
+    mac: Option<Spanned<String>>,
+    mtu: Option<Spanned<i64>>,
+    file: Option<Spanned<String>>,
+    repeat: Option<Spanned<i64>>,
+}
+
+#[derive(Deserialize)]
+#[serde(untagged)]
+enum IntOrStr {
+    Int(i64),
+    Str(String),
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields, rename_all = "kebab-case")]
+struct RawStream {
+    name: Spanned<String>,
+    interface: Spanned<String>,
+    count: Option<Spanned<i64>>,
+    rate: Option<Spanned<f64>>,
+    size: Option<Spanned<IntOrStr>>,
+    src_mac: Option<Spanned<String>>,
+    dst_mac: Option<Spanned<String>>,
+    vlan: Option<Spanned<i64>>,
+    src_ip: Spanned<String>,
+    dst_ip: Spanned<String>,
+    protocol: Option<Spanned<String>>,
+    src_port: Option<Spanned<IntOrStr>>,
+    dst_port: Option<Spanned<IntOrStr>>,
+    flows: Option<Spanned<i64>>,
+    ttl: Option<Spanned<i64>>,
+    seed: Option<Spanned<i64>>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields, rename_all = "kebab-case")]
+struct RawRoute {
+    prefix: Spanned<String>,
+    interface: Option<Spanned<String>>,
+    via_mac: Option<Spanned<String>>,
+    drop: Option<Spanned<bool>>,
+}
+
+/// Turns spans into lines and builds value errors.
+struct Checker<'a> {
+    src: &'a str,
+}
+
+impl Checker<'_> {
+    fn line(&self, span: Range<usize>) -> usize {
+        let end = span.start.min(self.src.len());
+        self.src.as_bytes()[..end]
+            .iter()
+            .filter(|&&b| b == b'\n')
+            .count()
+            + 1
+    }
+
+    fn err<T>(
+        &self,
+        span: Range<usize>,
+        key: impl Into<String>,
+        message: impl Into<String>,
+    ) -> Result<T, ConfigError> {
+        Err(ConfigError::Value {
+            line: self.line(span),
+            key: key.into(),
+            message: message.into(),
+        })
+    }
+
+    fn int<T: TryFrom<i64>>(
+        &self,
+        v: &Spanned<i64>,
+        key: &str,
+        lo: i64,
+        hi: i64,
+    ) -> Result<T, ConfigError> {
+        let x = *v.get_ref();
+        if x < lo || x > hi {
+            return self.err(v.span(), key, format!("{x} is out of range {lo}..={hi}"));
+        }
+        match T::try_from(x) {
+            Ok(t) => Ok(t),
+            Err(_) => self.err(v.span(), key, format!("{x} is out of range")),
+        }
+    }
+
+    fn parsed<T>(
+        &self,
+        v: &Spanned<IntOrStr>,
+        key: String,
+        f: fn(&IntOrStr) -> Result<T, String>,
+    ) -> Result<T, ConfigError> {
+        f(v.get_ref()).or_else(|m| self.err(v.span(), key, m))
+    }
+
+    fn mac(&self, v: &Spanned<String>, key: &str) -> Result<MacAddr, ConfigError> {
+        MacAddr::from_str(v.get_ref()).or_else(|_| {
+            self.err(
+                v.span(),
+                key,
+                format!(
+                    "`{}` is not a MAC address like 02:00:00:00:00:01",
+                    v.get_ref()
+                ),
+            )
+        })
+    }
+}
+
+/// `a.b.c.d/len`, checked for host bits by the FIB, not here.
+fn parse_prefix(s: &str) -> Option<(Ipv4Addr, u8)> {
+    let (a, l) = s.split_once('/')?;
+    let len: u8 = l.parse().ok()?;
+    (len <= 32).then_some(())?;
+    Some((a.parse().ok()?, len))
+}
+
+/// `a.b.c.d`, `a.b.c.d/len` (every address of the prefix) or `a-b`.
+fn parse_ip_range(s: &str) -> Result<Ipv4Range, String> {
+    if let Some((a, b)) = s.split_once('-') {
+        let a: Ipv4Addr = a
+            .trim()
+            .parse()
+            .map_err(|_| format!("`{a}` is not an IPv4 address"))?;
+        let b: Ipv4Addr = b
+            .trim()
+            .parse()
+            .map_err(|_| format!("`{b}` is not an IPv4 address"))?;
+        let (a, b) = (u32::from(a), u32::from(b));
+        if b < a {
+            return Err("the range ends before it starts".into());
+        }
+        let count = (b - a).checked_add(1).ok_or("the range is too large")?;
+        return Ok(Ipv4Range {
+            first: a.into(),
+            count,
+        });
+    }
+    if s.contains('/') {
+        let (a, len) =
+            parse_prefix(s).ok_or_else(|| format!("`{s}` is not a prefix like 10.0.0.0/16"))?;
+        if len == 0 {
+            return Err("a /0 range is too large".into());
+        }
+        let net = u32::from(a) & (u32::MAX << (32 - len));
+        return Ok(Ipv4Range {
+            first: net.into(),
+            count: 1u32 << (32 - len).min(31),
+        });
+    }
+    let a: Ipv4Addr = s
+        .parse()
+        .map_err(|_| format!("`{s}` is not an IPv4 address"))?;
+    Ok(Ipv4Range { first: a, count: 1 })
+}
+
+/// `n` or `a-b`.
+fn parse_ports(v: &IntOrStr) -> Result<PortRange, String> {
+    let (a, b) = match v {
+        IntOrStr::Int(n) => (*n, *n),
+        IntOrStr::Str(s) => match s.split_once('-') {
+            Some((a, b)) => (
+                a.trim()
+                    .parse::<i64>()
+                    .map_err(|_| format!("`{a}` is not a port"))?,
+                b.trim()
+                    .parse::<i64>()
+                    .map_err(|_| format!("`{b}` is not a port"))?,
+            ),
+            None => {
+                let n = s
+                    .trim()
+                    .parse::<i64>()
+                    .map_err(|_| format!("`{s}` is not a port"))?;
+                (n, n)
+            }
+        },
+    };
+    if !(0..=65535).contains(&a) || !(0..=65535).contains(&b) || b < a {
+        return Err(format!("{a}-{b} is not a port range within 0-65535"));
+    }
+    Ok(PortRange {
+        first: a as u16,
+        count: (b - a + 1) as u32,
+    })
+}
+
+/// `64`, `"64-1500"` or `"imix"`.
+fn parse_size(v: &IntOrStr) -> Result<PacketSize, String> {
+    let n = |x: i64| u16::try_from(x).map_err(|_| format!("{x} is not a frame size"));
+    match v {
+        IntOrStr::Int(x) => Ok(PacketSize::Fixed(n(*x)?)),
+        IntOrStr::Str(s) if s.eq_ignore_ascii_case("imix") => Ok(PacketSize::Imix),
+        IntOrStr::Str(s) => {
+            let (a, b) = s
+                .split_once('-')
+                .ok_or_else(|| format!("`{s}` is not a size: use 64, \"64-1500\" or \"imix\""))?;
+            let a = a
+                .trim()
+                .parse::<i64>()
+                .map_err(|_| format!("`{a}` is not a number"))?;
+            let b = b
+                .trim()
+                .parse::<i64>()
+                .map_err(|_| format!("`{b}` is not a number"))?;
+            Ok(PacketSize::Range(n(a)?, n(b)?))
+        }
+    }
+}
+
+impl Config {
+    /// Parses and checks a configuration.
+    pub fn parse(src: &str) -> Result<Config, ConfigError> {
+        let raw: RawConfig = toml::from_str(src)
+            .map_err(|e| ConfigError::Syntax(e.to_string().trim_end().to_string()))?;
+        let c = Checker { src };
+
+        let buffers = match &raw.buffers.count {
+            Some(v) => c.int(
+                v,
+                "buffers.count",
+                512,
+                i64::from(sluice_buf::pool::MAX_BUFFERS),
+            )?,
+            None => 32768,
+        };
+        let huge_pages = match &raw.buffers.huge_pages {
+            None => HugePages::Try,
+            Some(v) => match v.get_ref().as_str() {
+                "try" => HugePages::Try,
+                "never" => HugePages::Never,
+                "require" => HugePages::Require,
+                other => {
+                    return c.err(
+                        v.span(),
+                        "buffers.huge-pages",
+                        format!("`{other}`: use \"try\", \"never\" or \"require\""),
+                    );
+                }
+            },
+        };
+        let workers: usize = match &raw.workers.count {
+            Some(v) => c.int(v, "workers.count", 1, 256)?,
+            None => 1,
+        };
+        let cores = match &raw.workers.cores {
+            None => Vec::new(),
+            Some(v) => {
+                let mut cores = Vec::new();
+                for &k in v.get_ref() {
+                    if !(0..=4095).contains(&k) {
+                        return c.err(
+                            v.span(),
+                            "workers.cores",
+                            format!("core {k} is out of range 0..=4095"),
+                        );
+                    }
+                    if cores.contains(&(k as usize)) {
+                        return c.err(
+                            v.span(),
+                            "workers.cores",
+                            format!("core {k} is listed twice"),
+                        );
+                    }
+                    cores.push(k as usize);
+                }
+                cores
+            }
+        };
+        let burst = match &raw.workers.burst {
+            Some(v) => c.int(v, "workers.burst", 1, sluice_graph::FRAME_SIZE as i64)?,
+            None => sluice_graph::FRAME_SIZE,
+        };
+
+        let mut interfaces: Vec<Interface> = Vec::new();
+        let mut names = HashSet::new();
+        for (i, r) in raw.interface.iter().enumerate() {
+            let key = |k: &str| format!("interface[{i}].{k}");
+            let name = r.name.get_ref().clone();
+            if name.is_empty()
+                || !name
+                    .chars()
+                    .all(|ch| ch.is_ascii_alphanumeric() || "-_./".contains(ch))
+            {
+                return c.err(
+                    r.name.span(),
+                    key("name"),
+                    format!("`{name}`: use letters, digits and - _ . /"),
+                );
+            }
+            if !names.insert(name.clone()) {
+                return c.err(
+                    r.name.span(),
+                    key("name"),
+                    format!("interface `{name}` is defined twice"),
+                );
+            }
+            let file = |what: &str| match &r.file {
+                Some(f) if !f.get_ref().is_empty() => Ok(PathBuf::from(f.get_ref())),
+                _ => c.err(
+                    r.driver.span(),
+                    key("file"),
+                    format!("a {what} interface needs `file`"),
+                ),
+            };
+            let driver = match r.driver.get_ref().as_str() {
+                "pg" => Driver::Pg,
+                "sink" => Driver::Sink,
+                "pcap-in" => Driver::PcapIn {
+                    file: file("pcap-in")?,
+                    repeat: match &r.repeat {
+                        Some(v) => c.int(v, &key("repeat"), 1, i64::MAX)?,
+                        None => 1,
+                    },
+                },
+                "pcap-out" => Driver::PcapOut {
+                    file: file("pcap-out")?,
+                },
+                other => {
+                    return c.err(
+                        r.driver.span(),
+                        key("driver"),
+                        format!("`{other}`: use \"pg\", \"pcap-in\", \"pcap-out\" or \"sink\""),
+                    );
+                }
+            };
+            if r.file.is_some() && !matches!(driver, Driver::PcapIn { .. } | Driver::PcapOut { .. })
+            {
+                let f = r.file.as_ref().map(|f| f.span()).unwrap_or_default();
+                return c.err(
+                    f,
+                    key("file"),
+                    format!("a {} interface takes no file", driver.kind()),
+                );
+            }
+            if let (Some(v), false) = (&r.repeat, matches!(driver, Driver::PcapIn { .. })) {
+                return c.err(v.span(), key("repeat"), "only a pcap-in interface repeats");
+            }
+            let mac = match &r.mac {
+                Some(m) => c.mac(m, &key("mac"))?,
+                None => MacAddr([0x02, 0x5c, 0, 0, (i >> 8) as u8, i as u8]),
+            };
+            let mtu = match &r.mtu {
+                Some(v) => c.int(v, &key("mtu"), 68, 9000)?,
+                None => 1500,
+            };
+            interfaces.push(Interface {
+                name,
+                driver,
+                mac,
+                mtu,
+            });
+        }
+        let find = |v: &Spanned<String>, key: String| -> Result<usize, ConfigError> {
+            interfaces
+                .iter()
+                .position(|i| i.name == *v.get_ref())
+                .map_or_else(
+                    || {
+                        c.err(
+                            v.span(),
+                            key,
+                            format!("no interface is called `{}`", v.get_ref()),
+                        )
+                    },
+                    Ok,
+                )
+        };
+
+        let mut streams = Vec::new();
+        for (i, r) in raw.stream.iter().enumerate() {
+            let key = |k: &str| format!("stream[{i}].{k}");
+            let itf = find(&r.interface, key("interface"))?;
+            if interfaces[itf].driver != Driver::Pg {
+                return c.err(
+                    r.interface.span(),
+                    key("interface"),
+                    format!("`{}` is not a pg interface", interfaces[itf].name),
+                );
+            }
+            let ip = |v: &Spanned<String>, k: &str| {
+                parse_ip_range(v.get_ref()).or_else(|m| c.err(v.span(), key(k), m))
+            };
+            let spec = StreamSpec {
+                name: r.name.get_ref().clone(),
+                count: match &r.count {
+                    Some(v) => c.int(v, &key("count"), 0, i64::MAX)?,
+                    None => 0,
+                },
+                rate_pps: match &r.rate {
+                    Some(v) if !(*v.get_ref() > 0.0 && v.get_ref().is_finite()) => {
+                        return c.err(v.span(), key("rate"), "rate is packets per second, above 0 (leave it out for as fast as possible)");
+                    }
+                    Some(v) => Some(*v.get_ref()),
+                    None => None,
+                },
+                size: match &r.size {
+                    Some(v) => c.parsed(v, key("size"), parse_size)?,
+                    None => PacketSize::Fixed(64),
+                },
+                src_mac: match &r.src_mac {
+                    Some(m) => c.mac(m, &key("src-mac"))?,
+                    None => MacAddr([0x02, 0xfe, 0, 0, 0, 1]),
+                },
+                dst_mac: match &r.dst_mac {
+                    Some(m) => c.mac(m, &key("dst-mac"))?,
+                    None => interfaces[itf].mac,
+                },
+                vlan: match &r.vlan {
+                    Some(v) => Some(c.int(v, &key("vlan"), 1, 4094)?),
+                    None => None,
+                },
+                src_ip: ip(&r.src_ip, "src-ip")?,
+                dst_ip: ip(&r.dst_ip, "dst-ip")?,
+                l4: match r
+                    .protocol
+                    .as_ref()
+                    .map(|p| (p.get_ref().as_str(), p.span()))
+                {
+                    None | Some(("udp", _)) => L4::Udp,
+                    Some(("tcp", _)) => L4::Tcp,
+                    Some(("icmp", _)) => L4::Icmp,
+                    Some((other, span)) => {
+                        return c.err(
+                            span,
+                            key("protocol"),
+                            format!("`{other}`: use \"udp\", \"tcp\" or \"icmp\""),
+                        );
+                    }
+                },
+                src_port: match &r.src_port {
+                    Some(v) => c.parsed(v, key("src-port"), parse_ports)?,
+                    None => PortRange {
+                        first: 1024,
+                        count: 64512,
+                    },
+                },
+                dst_port: match &r.dst_port {
+                    Some(v) => c.parsed(v, key("dst-port"), parse_ports)?,
+                    None => PortRange {
+                        first: 80,
+                        count: 1,
+                    },
+                },
+                flows: match &r.flows {
+                    Some(v) => c.int(v, &key("flows"), 1, i64::from(u32::MAX))?,
+                    None => 1,
+                },
+                ttl: match &r.ttl {
+                    Some(v) => c.int(v, &key("ttl"), 0, 255)?,
+                    None => 64,
+                },
+                seed: match &r.seed {
+                    Some(v) => *v.get_ref() as u64,
+                    None => 0x5eed_0000 + i as u64,
+                },
+            };
+            if let Err(m) = spec.validate() {
+                return c.err(r.name.span(), key("name"), m);
+            }
+            streams.push((itf, spec));
+        }
+
+        let mut routes = Vec::new();
+        for (i, r) in raw.route.iter().enumerate() {
+            let key = |k: &str| format!("route[{i}].{k}");
+            let Some((prefix, len)) = parse_prefix(r.prefix.get_ref()) else {
+                return c.err(
+                    r.prefix.span(),
+                    key("prefix"),
+                    format!("`{}` is not a prefix like 10.1.0.0/16", r.prefix.get_ref()),
+                );
+            };
+            let drop = r.drop.as_ref().is_some_and(|d| *d.get_ref());
+            let target = match (&r.interface, &r.via_mac, drop) {
+                (None, None, true) => sluice_fn::RouteTarget::Drop,
+                (Some(itf), Some(mac), false) => {
+                    let index = find(itf, key("interface"))?;
+                    if interfaces[index].driver.is_input() {
+                        return c.err(
+                            itf.span(),
+                            key("interface"),
+                            format!("`{}` cannot transmit", itf.get_ref()),
+                        );
+                    }
+                    sluice_fn::RouteTarget::Forward {
+                        interface: index as u32,
+                        mac: c.mac(mac, &key("via-mac"))?,
+                    }
+                }
+                _ => {
+                    return c.err(
+                        r.prefix.span(),
+                        key("prefix"),
+                        "a route has either `interface` and `via-mac`, or `drop = true`",
+                    );
+                }
+            };
+            routes.push(sluice_fn::Route {
+                prefix,
+                len,
+                target,
+            });
+        }
+        // Let the FIB check what only it knows (host bits, duplicates), and
+        // point at the route it names.
+        let mut ifs = sluice_graph::iface::Interfaces::new();
+        for i in &interfaces {
+            ifs.add(
+                &i.name,
+                i.driver.kind(),
+                i.mac,
+                i.mtu,
+                (!i.driver.is_input()).then(|| format!("{}-output", i.name)),
+            );
+        }
+        if let Err(e) = sluice_fn::Ip4Fib::build(&routes, &ifs) {
+            let at = match &e {
+                sluice_fn::ip4::FibError::HostBits(p, l, _)
+                | sluice_fn::ip4::FibError::Duplicate(p, l) => {
+                    routes.iter().rposition(|r| r.prefix == *p && r.len == *l)
+                }
+                _ => None,
+            };
+            let (span, k) = match at {
+                Some(k) => (raw.route[k].prefix.span(), format!("route[{k}].prefix")),
+                None => (0..0, "route".to_string()),
+            };
+            return c.err(span, k, e.to_string());
+        }
+
+        Ok(Config {
+            buffers,
+            huge_pages,
+            workers,
+            cores,
+            burst,
+            interfaces,
+            streams,
+            routes,
+        })
+    }
+}

@@ -1,0 +1,244 @@
+//! Builds the data plane a [`Config`] describes and runs it.
+
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::{Duration, Instant};
+
+use sluice_buf::{Pool, PoolConfig};
+use sluice_fn::{EthernetInput, Ip4Fib, Ip4Input, Ip4Lookup, Ip4Rewrite};
+use sluice_graph::iface::{IfStats, Interfaces};
+use sluice_graph::worker::Workers;
+use sluice_graph::{Graph, GraphBuilder, GraphStats, runtime};
+use sluice_io::pcap::{PcapCapture, PcapReplay};
+use sluice_io::pg::PacketGenerator;
+use sluice_io::sink::Sink;
+use sluice_io::{InterfaceInput, InterfaceOutput};
+
+use crate::config::{Config, Driver};
+use crate::show;
+
+/// Errors building or running the data plane.
+#[derive(Debug, thiserror::Error)]
+pub enum DataplaneError {
+    /// The buffer pool.
+    #[error("buffers: {0}")]
+    Buffers(#[from] sluice_buf::BufError),
+    /// A capture file.
+    #[error("{0}")]
+    Pcap(#[from] sluice_io::pcap::PcapError),
+    /// The graph (a bug: the configuration was checked).
+    #[error("graph: {0}")]
+    Graph(#[from] sluice_graph::GraphError),
+    /// The routes (a bug: the configuration was checked).
+    #[error("routes: {0}")]
+    Fib(#[from] sluice_fn::ip4::FibError),
+    /// Threads.
+    #[error("cannot start workers: {0}")]
+    Threads(#[from] std::io::Error),
+}
+
+/// A built data plane, ready to run.
+pub struct Dataplane {
+    pool: Pool,
+    interfaces: Arc<Interfaces>,
+    if_stats: IfStats,
+    graphs: Vec<Graph>,
+    cores: Vec<usize>,
+}
+
+/// What a run did.
+pub struct Report {
+    /// Wall time of the run.
+    pub seconds: f64,
+    /// Packets brought in by input nodes.
+    pub packets_in: u64,
+    /// Packets dropped with a counter.
+    pub packets_dropped: u64,
+    /// `show runtime`.
+    pub runtime: String,
+    /// `show interface`.
+    pub interfaces: String,
+    /// `show errors`.
+    pub errors: String,
+    /// Per-node rows summed over workers, for tests and benchmarks.
+    pub rows: Vec<runtime::RuntimeRow>,
+    /// Per-interface (rx packets, tx packets), summed over workers.
+    pub if_counts: Vec<(String, u64, u64)>,
+    /// Buffers in the pool and buffers back on its free list after the run.
+    pub buffers: (u32, u32),
+    /// Workers that panicked (a bug).
+    pub panics: usize,
+}
+
+impl Report {
+    /// Millions of packets per second brought in.
+    pub fn mpps(&self) -> f64 {
+        self.packets_in as f64 / self.seconds.max(1e-9) / 1e6
+    }
+}
+
+impl Dataplane {
+    /// Builds everything (pool, tables, one graph per worker) or nothing.
+    pub fn build(config: &Config) -> Result<Dataplane, DataplaneError> {
+        let pool = Pool::new(&PoolConfig {
+            buffers: config.buffers,
+            huge_pages: config.huge_pages,
+            lock: true,
+        })?;
+        let mut interfaces = Interfaces::new();
+        for i in &config.interfaces {
+            let output = (!i.driver.is_input()).then(|| sluice_io::output_node_name(&i.name));
+            interfaces.add(&i.name, i.driver.kind(), i.mac, i.mtu, output);
+        }
+        let interfaces = Arc::new(interfaces);
+        let fib = Arc::new(Ip4Fib::build(&config.routes, &interfaces)?);
+        let if_stats = IfStats::new(config.workers, interfaces.len());
+
+        // Files are opened once, before any worker starts.
+        let mut replays = Vec::new();
+        let mut captures = Vec::new();
+        for i in &config.interfaces {
+            replays.push(match &i.driver {
+                Driver::PcapIn { file, .. } => Some(PcapReplay::load(file)?),
+                _ => None,
+            });
+            captures.push(match &i.driver {
+                Driver::PcapOut { file } => Some(PcapCapture::create(file)?),
+                _ => None,
+            });
+        }
+
+        let mut graphs = Vec::new();
+        for w in 0..config.workers {
+            let counters = if_stats.worker(w);
+            let mut b = GraphBuilder::new();
+            for (k, i) in config.interfaces.iter().enumerate() {
+                let idx = k as u32;
+                let next = sluice_fn::ethernet::NAME;
+                match &i.driver {
+                    Driver::Pg => {
+                        let streams = config
+                            .streams
+                            .iter()
+                            .filter(|(itf, _)| *itf == k)
+                            .map(|(_, s)| s.share(w, config.workers))
+                            .collect();
+                        let pg = PacketGenerator::new(streams);
+                        b.add(Box::new(InterfaceInput::new(
+                            &i.name,
+                            idx,
+                            pg,
+                            counters.clone(),
+                            config.burst,
+                            next,
+                        )))?;
+                    }
+                    Driver::PcapIn { repeat, .. } => {
+                        // A capture is replayed once, in order, by worker 0.
+                        let packets = if w == 0 {
+                            replays[k].clone().unwrap_or_default()
+                        } else {
+                            Arc::default()
+                        };
+                        let rounds = if w == 0 { *repeat } else { 1 };
+                        let replay = PcapReplay::new(packets, rounds);
+                        b.add(Box::new(InterfaceInput::new(
+                            &i.name,
+                            idx,
+                            replay,
+                            counters.clone(),
+                            config.burst,
+                            next,
+                        )))?;
+                    }
+                    Driver::PcapOut { .. } => {
+                        let writer = captures[k]
+                            .clone()
+                            .ok_or(sluice_graph::GraphError::BadName(i.name.clone()))?;
+                        b.add(Box::new(InterfaceOutput::new(
+                            &i.name,
+                            idx,
+                            PcapCapture::new(writer),
+                            counters.clone(),
+                        )))?;
+                    }
+                    Driver::Sink => {
+                        b.add(Box::new(InterfaceOutput::new(
+                            &i.name,
+                            idx,
+                            Sink::new(),
+                            counters.clone(),
+                        )))?;
+                    }
+                }
+            }
+            b.add(Box::new(EthernetInput::new(&interfaces)))?;
+            b.add(Box::new(Ip4Input::new()))?;
+            b.add(Box::new(Ip4Lookup::new(fib.clone())))?;
+            b.add(Box::new(Ip4Rewrite::new(fib.clone(), &interfaces)))?;
+            graphs.push(b.build(w, pool.cache(256))?);
+        }
+        Ok(Dataplane {
+            pool,
+            interfaces,
+            if_stats,
+            graphs,
+            cores: config.cores.clone(),
+        })
+    }
+
+    /// The buffer pool (to report its backing).
+    pub fn pool(&self) -> &Pool {
+        &self.pool
+    }
+
+    /// Runs until every input is done, `stop` is set, or `limit` passes.
+    pub fn run(
+        self,
+        stop: Arc<AtomicBool>,
+        limit: Option<Duration>,
+    ) -> Result<Report, DataplaneError> {
+        let Dataplane {
+            pool,
+            interfaces,
+            if_stats,
+            graphs,
+            cores,
+        } = self;
+        let started = Instant::now();
+        let workers = Workers::spawn(graphs, &cores, stop.clone())?;
+        while !workers.finished() {
+            if limit.is_some_and(|l| started.elapsed() >= l) {
+                stop.store(true, Ordering::Relaxed);
+            }
+            std::thread::sleep(Duration::from_millis(5));
+        }
+        let seconds = started.elapsed().as_secs_f64();
+        let stats: Vec<Arc<GraphStats>> = workers.stats().to_vec();
+        let pinned = workers.cores().to_vec();
+        let panics = workers.join();
+        let refs: Vec<&GraphStats> = stats.iter().map(|s| &**s).collect();
+        let if_counts = interfaces
+            .iter()
+            .map(|i| {
+                (
+                    i.name.clone(),
+                    if_stats.sum(i.index, |c| &c.rx_packets),
+                    if_stats.sum(i.index, |c| &c.tx_packets),
+                )
+            })
+            .collect();
+        Ok(Report {
+            seconds,
+            packets_in: runtime::packets_in(&refs),
+            packets_dropped: runtime::packets_dropped(&refs),
+            runtime: runtime::show_runtime(&refs, seconds, &pinned),
+            interfaces: show::interfaces(&interfaces, &if_stats),
+            errors: runtime::show_errors(&refs),
+            rows: runtime::rows(&refs),
+            if_counts,
+            buffers: (pool.capacity(), pool.free_count()),
+            panics,
+        })
+    }
+}

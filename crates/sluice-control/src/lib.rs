@@ -1,0 +1,19 @@
+//! Sluice's control layer: reads a configuration, builds the data plane
+//! from it (buffer pool, interfaces, tables, one graph per worker), runs it
+//! and reports what it did.
+//!
+//! A configuration is checked whole before anything starts: a bad file is
+//! refused with a message that names the key and its line, and nothing is
+//! left half-built.
+#![forbid(unsafe_code)]
+#![deny(missing_docs)]
+
+pub mod config;
+pub mod dataplane;
+pub mod show;
+
+pub use config::{Config, ConfigError};
+pub use dataplane::{Dataplane, Report};
+
+/// The embedded demo: the packet generator feeding the IPv4 chain.
+pub const DEMO_CONFIG: &str = include_str!("demo.toml");

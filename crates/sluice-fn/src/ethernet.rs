@@ -1,0 +1,99 @@
+//! `ethernet-input`: the L2 demultiplexer.
+//!
+//! Parses the Ethernet header and up to two VLAN tags, accepts a frame only
+//! if it is addressed to the receiving interface (or is broadcast or
+//! multicast), strips the L2 header and hands the L3 packet on by EtherType.
+
+use std::sync::Arc;
+
+use sluice_graph::iface::Interfaces;
+use sluice_graph::{Cx, ErrorSpec, Frame, Next, Node, NodeSpec};
+use sluice_wire::{EtherType, EthernetFrame, MacAddr};
+
+/// The node's name.
+pub const NAME: &str = "ethernet-input";
+
+mod next {
+    pub const IP4: usize = 0;
+}
+
+mod error {
+    pub const TOO_SHORT: usize = 0;
+    pub const MAC_MISMATCH: usize = 1;
+    pub const BAD_VLAN: usize = 2;
+    pub const IP6: usize = 3;
+    pub const ARP: usize = 4;
+    pub const UNKNOWN_ETHERTYPE: usize = 5;
+    pub const UNKNOWN_INTERFACE: usize = 6;
+}
+
+const ERRORS: &[ErrorSpec] = &[
+    ErrorSpec::error("too-short", "frame shorter than an Ethernet header"),
+    ErrorSpec::info("l3-mac-mismatch", "unicast frame for another MAC address"),
+    ErrorSpec::error("bad-vlan", "truncated VLAN tag or more than two tags"),
+    ErrorSpec::info("ip6-disabled", "IPv6 frame, no IPv6 forwarding configured"),
+    ErrorSpec::info("arp-disabled", "ARP frame, no ARP handling configured"),
+    ErrorSpec::info("unknown-ethertype", "EtherType with no handler"),
+    ErrorSpec::error(
+        "unknown-interface",
+        "frame from an interface not in the table",
+    ),
+];
+
+/// `ethernet-input`.
+pub struct EthernetInput {
+    /// Per interface index: its MAC, to check unicast destinations against.
+    macs: Vec<MacAddr>,
+}
+
+impl EthernetInput {
+    /// A node that knows the MAC of every interface in `interfaces`.
+    pub fn new(interfaces: &Arc<Interfaces>) -> EthernetInput {
+        EthernetInput {
+            macs: interfaces.iter().map(|i| i.mac).collect(),
+        }
+    }
+
+    /// Where one frame goes: `Ok(next)` after stripping L2, or `Err(error)`.
+    #[inline]
+    fn classify(&self, pkt: &mut sluice_buf::Packet) -> Result<usize, usize> {
+        let data = pkt.data();
+        let frame = EthernetFrame::new_checked(data).map_err(|_| error::TOO_SHORT)?;
+        let Some(my_mac) = self.macs.get(pkt.meta().rx_if as usize) else {
+            return Err(error::UNKNOWN_INTERFACE);
+        };
+        let dst = frame.dst_addr();
+        if !dst.is_multicast() && dst != *my_mac {
+            return Err(error::MAC_MISMATCH);
+        }
+        let l2 = frame.l3().map_err(|_| error::BAD_VLAN)?;
+        let next = match l2.ethertype {
+            EtherType::IPV4 => next::IP4,
+            EtherType::IPV6 => return Err(error::IP6),
+            EtherType::ARP => return Err(error::ARP),
+            _ => return Err(error::UNKNOWN_ETHERTYPE),
+        };
+        let vlan = l2.vlans().first().copied().unwrap_or(0);
+        let meta = pkt.meta_mut();
+        meta.vlan = vlan;
+        meta.l3_offset = 0;
+        // l3_offset ≤ 22 ≤ the frame length, checked by the VLAN walk.
+        pkt.advance(l2.l3_offset).map_err(|_| error::TOO_SHORT)?;
+        Ok(next)
+    }
+}
+
+impl Node for EthernetInput {
+    fn spec(&self) -> NodeSpec {
+        NodeSpec::internal(NAME, &[crate::ip4::input::NAME], ERRORS)
+    }
+
+    fn process(&mut self, _cx: &mut Cx<'_>, input: &mut Frame, out: &mut Next<'_>) {
+        for mut pkt in input.drain(..) {
+            match self.classify(&mut pkt) {
+                Ok(next) => out.send(next, pkt),
+                Err(e) => out.drop(pkt, e),
+            }
+        }
+    }
+}

@@ -1,0 +1,88 @@
+//! `ip4-input`: checks that a packet is a well-formed IPv4 packet that may be
+//! forwarded, before anything trusts its header.
+
+use sluice_graph::{Cx, ErrorSpec, Frame, Next, Node, NodeSpec};
+use sluice_wire::checksum;
+
+/// The node's name.
+pub const NAME: &str = "ip4-input";
+
+mod error {
+    pub const TOO_SHORT: usize = 0;
+    pub const BAD_VERSION: usize = 1;
+    pub const BAD_HEADER_LENGTH: usize = 2;
+    pub const BAD_LENGTH: usize = 3;
+    pub const BAD_CHECKSUM: usize = 4;
+    pub const TTL_EXPIRED: usize = 5;
+}
+
+const ERRORS: &[ErrorSpec] = &[
+    ErrorSpec::error("too-short", "ip4 packet shorter than 20 bytes"),
+    ErrorSpec::error("bad-version", "ip4 version is not 4"),
+    ErrorSpec::error(
+        "bad-header-length",
+        "ip4 header length below 20 or past the packet",
+    ),
+    ErrorSpec::error("bad-length", "ip4 total length disagrees with the packet"),
+    ErrorSpec::error("bad-checksum", "ip4 header checksum is wrong"),
+    ErrorSpec::info("ttl-expired", "ip4 ttl <= 1, cannot be forwarded"),
+];
+
+/// `ip4-input`.
+#[derive(Debug, Default)]
+pub struct Ip4Input;
+
+impl Ip4Input {
+    /// The node.
+    pub fn new() -> Ip4Input {
+        Ip4Input
+    }
+
+    /// Checks the header in the first segment against the whole packet
+    /// (a jumbo datagram spans chained buffers; its header never does).
+    #[inline]
+    fn check(pkt: &mut sluice_buf::Packet) -> Result<(), usize> {
+        let total_len = pkt.total_len();
+        let d = pkt.data();
+        if d.len() < 20 {
+            return Err(error::TOO_SHORT);
+        }
+        if d[0] >> 4 != 4 {
+            return Err(error::BAD_VERSION);
+        }
+        let ihl = usize::from(d[0] & 0x0f) * 4;
+        if ihl < 20 || ihl > d.len() {
+            return Err(error::BAD_HEADER_LENGTH);
+        }
+        let total = usize::from(u16::from_be_bytes([d[2], d[3]]));
+        if total < ihl || total > total_len {
+            return Err(error::BAD_LENGTH);
+        }
+        if checksum::checksum(&d[..ihl]) != 0 {
+            return Err(error::BAD_CHECKSUM);
+        }
+        if d[8] <= 1 {
+            return Err(error::TTL_EXPIRED);
+        }
+        // Drop Ethernet padding past the IP datagram.
+        if total < total_len {
+            pkt.truncate(total).map_err(|_| error::BAD_LENGTH)?;
+        }
+        Ok(())
+    }
+}
+
+impl Node for Ip4Input {
+    fn spec(&self) -> NodeSpec {
+        NodeSpec::internal(NAME, &[super::lookup::NAME], ERRORS)
+    }
+
+    fn process(&mut self, _cx: &mut Cx<'_>, input: &mut Frame, out: &mut Next<'_>) {
+        for mut pkt in input.drain(..) {
+            match Self::check(&mut pkt) {
+                Ok(()) => out.send(0, pkt),
+                Err(e) => out.drop(pkt, e),
+            }
+        }
+    }
+}

@@ -1,0 +1,19 @@
+//! Sluice's network functions, one module per function family.
+//!
+//! So far the IPv4 forwarding chain VPP made classic:
+//!
+//! ```text
+//! <if>-input → ethernet-input → ip4-input → ip4-lookup → ip4-rewrite → <if>-output
+//! ```
+//!
+//! Every node drops with a named counter; nothing here panics on packet
+//! input. Functions know interfaces only through
+//! [`sluice_graph::iface::Interfaces`], never drivers.
+#![forbid(unsafe_code)]
+#![deny(missing_docs)]
+
+pub mod ethernet;
+pub mod ip4;
+
+pub use ethernet::EthernetInput;
+pub use ip4::{Adjacency, Ip4Fib, Ip4Input, Ip4Lookup, Ip4Rewrite, Route, RouteTarget};

@@ -1,0 +1,123 @@
+//! Worker threads: one graph each, pinned to a core, running the dispatch
+//! loop until their inputs are done or they are told to stop.
+
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::thread::JoinHandle;
+use std::time::{Duration, Instant};
+
+use crate::{Graph, GraphStats, RunState};
+
+/// Idle loops before a worker starts to nap between polls. Polling an idle
+/// interface costs a core; napping trades a little wake-up latency for it.
+const IDLE_LOOPS_BEFORE_NAP: u32 = 4096;
+const NAP: Duration = Duration::from_micros(100);
+
+/// Running workers.
+pub struct Workers {
+    handles: Vec<JoinHandle<()>>,
+    stats: Vec<Arc<GraphStats>>,
+    cores: Vec<Option<usize>>,
+    stop: Arc<AtomicBool>,
+    started: Instant,
+}
+
+impl Workers {
+    /// Starts one thread per graph. Graph `w` runs on `cores[w]` when given
+    /// (and the core exists), unpinned otherwise. Setting `stop` stops them.
+    pub fn spawn(
+        graphs: Vec<Graph>,
+        cores: &[usize],
+        stop: Arc<AtomicBool>,
+    ) -> std::io::Result<Workers> {
+        let available: Vec<usize> = core_affinity::get_core_ids()
+            .unwrap_or_default()
+            .into_iter()
+            .map(|c| c.id)
+            .collect();
+        let mut handles = Vec::new();
+        let mut stats = Vec::new();
+        let mut pinned = Vec::new();
+        for (w, mut graph) in graphs.into_iter().enumerate() {
+            let core = cores.get(w).copied().filter(|c| available.contains(c));
+            stats.push(graph.stats());
+            pinned.push(core);
+            let stop = stop.clone();
+            let h = std::thread::Builder::new()
+                .name(format!("sluice_wk_{w}"))
+                .spawn(move || {
+                    if let Some(c) = core {
+                        core_affinity::set_for_current(core_affinity::CoreId { id: c });
+                    }
+                    run(&mut graph, &stop);
+                    graph.stop();
+                })?;
+            handles.push(h);
+        }
+        Ok(Workers {
+            handles,
+            stats,
+            cores: pinned,
+            stop,
+            started: Instant::now(),
+        })
+    }
+
+    /// Each worker's counters.
+    pub fn stats(&self) -> &[Arc<GraphStats>] {
+        &self.stats
+    }
+
+    /// The core each worker is pinned to.
+    pub fn cores(&self) -> &[Option<usize>] {
+        &self.cores
+    }
+
+    /// Time since the workers started.
+    pub fn elapsed(&self) -> Duration {
+        self.started.elapsed()
+    }
+
+    /// The flag that stops every worker when set.
+    pub fn stop_flag(&self) -> Arc<AtomicBool> {
+        self.stop.clone()
+    }
+
+    /// Whether every worker has finished.
+    pub fn finished(&self) -> bool {
+        self.handles.iter().all(|h| h.is_finished())
+    }
+
+    /// Asks the workers to stop and waits for them. Returns how many
+    /// panicked (a bug; their packets are lost to the pool count).
+    pub fn stop(self) -> usize {
+        self.stop.store(true, Ordering::Relaxed);
+        self.join()
+    }
+
+    /// Waits for every worker to finish by itself. Returns how many panicked.
+    pub fn join(self) -> usize {
+        self.handles
+            .into_iter()
+            .map(|h| h.join())
+            .filter(|r| r.is_err())
+            .count()
+    }
+}
+
+/// The dispatch loop of one worker.
+pub fn run(graph: &mut Graph, stop: &AtomicBool) {
+    let mut idle = 0u32;
+    while !stop.load(Ordering::Relaxed) {
+        match graph.run_once() {
+            RunState::Done => break,
+            RunState::Busy => idle = 0,
+            RunState::Idle => {
+                idle = idle.saturating_add(1);
+                if idle > IDLE_LOOPS_BEFORE_NAP {
+                    std::thread::sleep(NAP);
+                }
+            }
+        }
+    }
+}

@@ -1,0 +1,159 @@
+//! The driver trait and the nodes that put a driver in the graph.
+
+use std::sync::Arc;
+
+use sluice_buf::BufCache;
+use sluice_graph::iface::{IfCounters, IfIndex};
+use sluice_graph::{Cx, ErrorSpec, FRAME_SIZE, Frame, InputState, Next, Node, NodeSpec};
+
+/// What a receive burst found; the same as an input node's state.
+pub type RxState = InputState;
+
+/// One queue of an interface, owned by one worker.
+pub trait Driver: Send {
+    /// Receives up to `max` packets into `out`.
+    fn rx_burst(&mut self, buffers: &mut BufCache, out: &mut Frame, max: usize) -> RxState {
+        let _ = (buffers, out, max);
+        InputState::Done
+    }
+
+    /// Transmits every packet of `packets`, leaving it empty: sent packets
+    /// and packets that could not be sent are both freed. Returns how many
+    /// could not be sent.
+    fn tx_burst(&mut self, buffers: &mut BufCache, packets: &mut Frame) -> usize {
+        let n = packets.len();
+        buffers.free_all(packets);
+        n
+    }
+
+    /// Pushes out whatever the driver buffers (a file writer), at stop.
+    fn flush(&mut self) {}
+}
+
+/// `<interface>-input`: polls a driver and sends what it receives to
+/// `ethernet-input` (or another next node).
+pub struct InterfaceInput<D: Driver> {
+    name: String,
+    next: String,
+    driver: D,
+    index: IfIndex,
+    counters: Arc<Vec<IfCounters>>,
+    burst: usize,
+    frame: Frame,
+}
+
+impl<D: Driver> InterfaceInput<D> {
+    /// An input node `<interface>-input` for interface `index`, receiving
+    /// bursts of up to `burst` packets (capped at a vector).
+    pub fn new(
+        interface: &str,
+        index: IfIndex,
+        driver: D,
+        counters: Arc<Vec<IfCounters>>,
+        burst: usize,
+        next: &str,
+    ) -> Self {
+        InterfaceInput {
+            name: format!("{interface}-input"),
+            next: next.to_string(),
+            driver,
+            index,
+            counters,
+            burst: burst.clamp(1, FRAME_SIZE),
+            frame: Frame::new(),
+        }
+    }
+}
+
+impl<D: Driver> Node for InterfaceInput<D> {
+    fn spec(&self) -> NodeSpec {
+        NodeSpec::input(self.name.clone(), &[self.next.as_str()], &[])
+    }
+
+    fn poll(&mut self, cx: &mut Cx<'_>, out: &mut Next<'_>) -> InputState {
+        let state = self
+            .driver
+            .rx_burst(cx.buffers, &mut self.frame, self.burst);
+        if self.frame.is_empty() {
+            return match state {
+                InputState::Busy(_) => InputState::Idle,
+                s => s,
+            };
+        }
+        let mut bytes = 0u64;
+        for pkt in self.frame.iter_mut() {
+            bytes += pkt.total_len() as u64;
+            pkt.meta_mut().rx_if = self.index;
+        }
+        let n = self.frame.len();
+        if let Some(c) = self.counters.get(self.index as usize) {
+            c.rx_packets.add(n as u64);
+            c.rx_bytes.add(bytes);
+        }
+        out.send_all(0, &mut self.frame);
+        match state {
+            InputState::Done => InputState::Done,
+            _ => InputState::Busy(n),
+        }
+    }
+
+    fn stop(&mut self, cx: &mut Cx<'_>) {
+        cx.buffers.free_all(&mut self.frame);
+    }
+}
+
+const TX_ERRORS: &[ErrorSpec] = &[ErrorSpec::error(
+    "tx-error",
+    "packets the interface could not transmit",
+)];
+
+/// `<interface>-output`: hands a vector to a driver's transmit.
+pub struct InterfaceOutput<D: Driver> {
+    name: String,
+    driver: D,
+    index: IfIndex,
+    counters: Arc<Vec<IfCounters>>,
+}
+
+impl<D: Driver> InterfaceOutput<D> {
+    /// An output node `<interface>-output` for interface `index`.
+    pub fn new(interface: &str, index: IfIndex, driver: D, counters: Arc<Vec<IfCounters>>) -> Self {
+        InterfaceOutput {
+            name: output_node_name(interface),
+            driver,
+            index,
+            counters,
+        }
+    }
+}
+
+/// The name of an interface's output node.
+pub fn output_node_name(interface: &str) -> String {
+    format!("{interface}-output")
+}
+
+impl<D: Driver> Node for InterfaceOutput<D> {
+    fn spec(&self) -> NodeSpec {
+        NodeSpec::internal(self.name.clone(), &[], TX_ERRORS)
+    }
+
+    fn process(&mut self, cx: &mut Cx<'_>, input: &mut Frame, out: &mut Next<'_>) {
+        let n = input.len() as u64;
+        let bytes: u64 = input.iter().map(|p| p.total_len() as u64).sum();
+        let failed = self.driver.tx_burst(cx.buffers, input) as u64;
+        // A driver that left packets behind has not freed them: the
+        // dispatcher frees them as `unhandled`, so nothing leaks.
+        if failed > 0 {
+            out.count(0, failed);
+        }
+        if let Some(c) = self.counters.get(self.index as usize) {
+            c.tx_packets.add(n - failed.min(n));
+            c.tx_bytes.add(bytes);
+            c.tx_errors.add(failed);
+        }
+    }
+
+    fn stop(&mut self, _cx: &mut Cx<'_>) {
+        self.driver.flush();
+    }
+}

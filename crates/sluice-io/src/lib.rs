@@ -1,0 +1,21 @@
+//! Sluice's interfaces.
+//!
+//! Every driver implements one small trait, [`Driver`]: receive a burst into
+//! a vector, transmit a vector. [`InterfaceInput`] and [`InterfaceOutput`]
+//! turn any driver into the graph's `<name>-input` and `<name>-output`
+//! nodes, which keep the interface counters.
+//!
+//! Drivers so far:
+//! - [`pg`]: the packet generator, realistic streams written into real buffers;
+//! - [`pcap`]: replay a capture file in, write one out (Wireshark and tshark
+//!   open it);
+//! - [`sink`]: a null interface that reads what it checks and frees.
+#![forbid(unsafe_code)]
+#![deny(missing_docs)]
+
+mod driver;
+pub mod pcap;
+pub mod pg;
+pub mod sink;
+
+pub use driver::{Driver, InterfaceInput, InterfaceOutput, RxState, output_node_name};

@@ -1,0 +1,127 @@
+//! `sluice`: run the forwarder (the embedded demo or a configuration file).
+
+use std::path::PathBuf;
+use std::process::ExitCode;
+use std::sync::Arc;
+use std::sync::atomic::AtomicBool;
+use std::time::Duration;
+
+use anyhow::Context;
+use clap::{Parser, Subcommand};
+use sluice_control::{Config, DEMO_CONFIG, Dataplane};
+
+#[derive(Parser)]
+#[command(
+    name = "sluice",
+    version,
+    about = "A user-space vector packet forwarder"
+)]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Run the forwarder: the embedded demo, or the graph a config file describes.
+    Run {
+        /// TOML configuration; without it, the embedded demo runs.
+        #[arg(long, short)]
+        config: Option<PathBuf>,
+        /// Stop after this many seconds even if inputs are not done.
+        #[arg(long)]
+        duration: Option<f64>,
+        /// Override the number of workers.
+        #[arg(long)]
+        workers: Option<usize>,
+        /// Print the configuration the demo uses, and exit.
+        #[arg(long)]
+        print_config: bool,
+    },
+}
+
+fn main() -> ExitCode {
+    match real_main() {
+        Ok(code) => code,
+        Err(e) => {
+            eprintln!("sluice: {e:#}");
+            ExitCode::from(2)
+        }
+    }
+}
+
+fn real_main() -> anyhow::Result<ExitCode> {
+    let cli = Cli::parse();
+    match cli.command {
+        Command::Run {
+            config,
+            duration,
+            workers,
+            print_config,
+        } => {
+            let (src, origin) = match &config {
+                Some(path) => (
+                    std::fs::read_to_string(path)
+                        .with_context(|| format!("cannot read {}", path.display()))?,
+                    path.display().to_string(),
+                ),
+                None => (DEMO_CONFIG.to_string(), "embedded demo".to_string()),
+            };
+            if print_config {
+                print!("{src}");
+                return Ok(ExitCode::SUCCESS);
+            }
+            let mut cfg = Config::parse(&src).with_context(|| format!("{origin} refused"))?;
+            if let Some(w) = workers {
+                anyhow::ensure!((1..=256).contains(&w), "--workers must be 1 to 256");
+                cfg.workers = w;
+            }
+            run(cfg, &origin, duration)
+        }
+    }
+}
+
+fn run(cfg: Config, origin: &str, duration: Option<f64>) -> anyhow::Result<ExitCode> {
+    let limit = match duration {
+        Some(d) if d > 0.0 && d.is_finite() => Some(Duration::from_secs_f64(d)),
+        Some(d) => anyhow::bail!("--duration {d}: give a positive number of seconds"),
+        None => None,
+    };
+    let dp = Dataplane::build(&cfg)?;
+    let backing = dp.pool().backing();
+    println!(
+        "sluice: {origin}: {} interfaces, {} routes, {} worker(s); buffers: {} x 2304 B, {backing}",
+        cfg.interfaces.len(),
+        cfg.routes.len(),
+        cfg.workers,
+        dp.pool().capacity(),
+    );
+    let stop = Arc::new(AtomicBool::new(false));
+    for sig in [signal_hook::consts::SIGINT, signal_hook::consts::SIGTERM] {
+        signal_hook::flag::register(sig, stop.clone()).context("cannot handle signals")?;
+    }
+    let report = dp.run(stop, limit)?;
+    println!();
+    println!("{}", report.runtime);
+    println!("{}", report.interfaces);
+    println!("{}", report.errors);
+    println!(
+        "{} packets in {:.3} s: {:.2} Mpps in, {} dropped with a counter; TSC {:.2} GHz",
+        report.packets_in,
+        report.seconds,
+        report.mpps(),
+        report.packets_dropped,
+        sluice_graph::clock::hz() / 1e9
+    );
+    let (total, free) = report.buffers;
+    if free != total || report.panics > 0 {
+        eprintln!(
+            "sluice: BUG: {} of {total} buffers did not come back, {} worker(s) panicked",
+            total - free,
+            report.panics
+        );
+        return Ok(ExitCode::FAILURE);
+    }
+    println!("buffers: all {total} back in the pool");
+    Ok(ExitCode::SUCCESS)
+}
