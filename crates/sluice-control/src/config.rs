@@ -602,8 +602,13 @@ impl Config {
                     None => 0x5eed_0000 + i as u64,
                 },
             };
+            // Every other field was checked above: what validate() can
+            // still refuse is the size against the headers it must hold.
             if let Err(m) = spec.validate() {
-                return c.err(r.name.span(), key("name"), m);
+                return match &r.size {
+                    Some(v) => c.err(v.span(), key("size"), m),
+                    None => c.err(r.name.span(), key("name"), m),
+                };
             }
             streams.push((itf, spec));
         }

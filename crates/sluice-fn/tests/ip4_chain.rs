@@ -128,7 +128,7 @@ fn udp(dst: [u8; 4], ttl: u8, payload: usize) -> Vec<u8> {
 fn forwarded_packet_is_rewritten_exactly() {
     let mut c = chain(1500);
     let sent = udp([10, 1, 2, 3], 64, 100);
-    c.send(&[sent.clone()]);
+    c.send(std::slice::from_ref(&sent));
     let out = c.out.lock().unwrap().clone();
     assert_eq!(out.len(), 1);
     let got = SlicedPacket::from_ethernet(&out[0]).unwrap();
@@ -234,7 +234,7 @@ fn each_malformation_has_its_counter() {
 fn jumbo_frames_route_through_chained_buffers() {
     let mut c = chain(9000);
     let v = udp([10, 1, 0, 1], 64, 8000);
-    c.send(&[v.clone()]);
+    c.send(std::slice::from_ref(&v));
     let out = c.out.lock().unwrap().clone();
     assert_eq!(out.len(), 1);
     assert_eq!(out[0].len(), v.len());

@@ -17,7 +17,6 @@ fn write(packets: &[Vec<u8>]) -> Vec<u8> {
         w.write(p).unwrap();
     }
     w.flush().unwrap();
-    drop(w);
     out.into_inner()
 }
 

@@ -1,0 +1,350 @@
+//! `sluice run` end to end: the demo, a capture replayed through the chain
+//! and read back by tshark, and refused configurations.
+
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output};
+
+use etherparse::PacketBuilder;
+use sluice_io::pcap::PcapWriter;
+
+fn sluice() -> Command {
+    Command::new(env!("CARGO_BIN_EXE_sluice"))
+}
+
+fn text(o: &Output) -> String {
+    format!(
+        "{}{}",
+        String::from_utf8_lossy(&o.stdout),
+        String::from_utf8_lossy(&o.stderr)
+    )
+}
+
+/// A program a test needs. Missing: under CI the test fails, elsewhere it
+/// is skipped with a note.
+fn require(program: &str) -> bool {
+    let found = Command::new(program).arg("--version").output().is_ok();
+    if !found {
+        assert!(
+            std::env::var("CI").as_deref() != Ok("true"),
+            "{program} is missing: scripts/test-all installs it (as root)"
+        );
+        eprintln!("skipping: {program} is not installed");
+    }
+    found
+}
+
+/// A scratch directory removed when the test ends, even on failure.
+struct Scratch(PathBuf);
+
+impl Scratch {
+    fn new(name: &str) -> Scratch {
+        let d = std::env::temp_dir().join(format!("sluice-{name}-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&d);
+        std::fs::create_dir_all(&d).unwrap();
+        Scratch(d)
+    }
+    fn path(&self, f: &str) -> PathBuf {
+        self.0.join(f)
+    }
+}
+
+impl Drop for Scratch {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_dir_all(&self.0);
+    }
+}
+
+/// Rows of the runtime table: name → (vectors, clocks).
+fn runtime_rows(out: &str) -> Vec<(String, u64, f64)> {
+    out.lines()
+        .skip_while(|l| !l.starts_with("Name "))
+        .skip(1)
+        .take_while(|l| !l.trim().is_empty())
+        .map(|l| {
+            let f: Vec<&str> = l.split_whitespace().collect();
+            (
+                f[0].to_string(),
+                f[3].parse().unwrap(),
+                f[5].parse().unwrap(),
+            )
+        })
+        .collect()
+}
+
+#[test]
+fn demo_prints_runtime_with_clocks_for_every_node() {
+    let o = sluice().arg("run").output().unwrap();
+    let out = text(&o);
+    assert!(o.status.success(), "{out}");
+    let rows = runtime_rows(&out);
+    for node in [
+        "pg0-input",
+        "ethernet-input",
+        "ip4-input",
+        "ip4-lookup",
+        "ip4-rewrite",
+        "sink0-output",
+        "sink1-output",
+        "error-drop",
+    ] {
+        let row = rows
+            .iter()
+            .find(|r| r.0 == node)
+            .unwrap_or_else(|| panic!("{node} missing:\n{out}"));
+        assert!(row.1 > 0 && row.2 > 0.0, "{node}: {row:?}");
+    }
+    let pg = rows.iter().find(|r| r.0 == "pg0-input").unwrap();
+    assert!(pg.1 >= 10_000_000, "the demo sends at least 10M packets");
+    for reason in ["ip4 ttl <= 1", "matches no route", "matches a drop route"] {
+        assert!(out.contains(reason), "{reason}:\n{out}");
+    }
+    assert!(out.contains("Mpps"), "{out}");
+    assert!(out.contains("all 32768 back in the pool"), "{out}");
+}
+
+fn udp(dst: [u8; 4], ttl: u8, len: usize) -> Vec<u8> {
+    let b = PacketBuilder::ethernet2([2, 0, 0, 0, 0, 9], [2, 0x5c, 0, 0, 0, 1])
+        .ipv4([192, 168, 0, 1], dst, ttl)
+        .udp(5000, 53);
+    let mut v = Vec::new();
+    b.write(&mut v, &vec![0xab; len]).unwrap();
+    v
+}
+
+#[test]
+fn capture_replayed_through_the_chain_reads_back_in_tshark() {
+    if !require("tshark") {
+        return;
+    }
+    let d = Scratch::new("tshark");
+    let input = d.path("in.pcap");
+    let mut w = PcapWriter::create(&input, 65535).unwrap();
+    let mut sent = 0;
+    for i in 0..300u32 {
+        // 200 routed, 50 TTL-expiring, 50 unrouted; one jumbo.
+        let (dst, ttl) = match i % 6 {
+            0 => ([10, 9, 9, 9], 64),
+            1 => ([10, 1, 0, 1], 1),
+            _ => ([10, 1, (i >> 8) as u8, i as u8], 64),
+        };
+        let len = if i == 8 { 8000 } else { 20 + i as usize };
+        w.write(&udp(dst, ttl, len)).unwrap();
+        sent += 1;
+    }
+    w.flush().unwrap();
+    drop(w);
+    let output = d.path("out.pcap");
+    let cfg = d.path("sluice.toml");
+    std::fs::write(
+        &cfg,
+        format!(
+            r#"
+[[interface]]
+name = "in0"
+driver = "pcap-in"
+file = "{}"
+mac = "02:5c:00:00:00:01"
+
+[[interface]]
+name = "out0"
+driver = "pcap-out"
+file = "{}"
+mac = "02:5c:00:00:00:02"
+mtu = 9000
+
+[[route]]
+prefix = "10.1.0.0/16"
+interface = "out0"
+via-mac = "02:00:00:00:00:fe"
+"#,
+            input.display(),
+            output.display()
+        ),
+    )
+    .unwrap();
+    let o = sluice()
+        .args(["run", "--config"])
+        .arg(&cfg)
+        .output()
+        .unwrap();
+    assert!(o.status.success(), "{}", text(&o));
+    assert_eq!(sent, 300);
+
+    let t = Command::new("tshark")
+        .arg("-r")
+        .arg(&output)
+        .args([
+            "-o",
+            "ip.check_checksum:TRUE",
+            "-o",
+            "udp.check_checksum:TRUE",
+        ])
+        .args(["-T", "fields", "-E", "separator=,"])
+        .args([
+            "-e",
+            "eth.dst",
+            "-e",
+            "eth.src",
+            "-e",
+            "ip.ttl",
+            "-e",
+            "ip.checksum.status",
+        ])
+        .args([
+            "-e",
+            "udp.checksum.status",
+            "-e",
+            "ip.dst",
+            "-e",
+            "frame.len",
+        ])
+        .output()
+        .unwrap();
+    assert!(t.status.success(), "{}", text(&t));
+    let lines: Vec<String> = String::from_utf8_lossy(&t.stdout)
+        .lines()
+        .map(String::from)
+        .collect();
+    assert_eq!(lines.len(), 200, "{lines:?}");
+    for l in &lines {
+        let f: Vec<&str> = l.split(',').collect();
+        assert_eq!(f[0], "02:00:00:00:00:fe", "{l}");
+        assert_eq!(f[1], "02:5c:00:00:00:02", "{l}");
+        assert_eq!(f[2], "63", "{l}");
+        assert_eq!(f[3], "1", "ip checksum good: {l}");
+        assert_eq!(f[4], "1", "udp checksum good: {l}");
+        assert!(f[5].starts_with("10.1."), "{l}");
+    }
+    assert!(
+        lines.iter().any(|l| l.ends_with(",8042")),
+        "the jumbo frame went through"
+    );
+    let out = text(&o);
+    assert!(out.contains("ip4 ttl <= 1"), "{out}");
+    assert!(out.contains("matches no route"), "{out}");
+}
+
+#[test]
+fn generated_traffic_captured_reads_back_in_tshark() {
+    if !require("tshark") {
+        return;
+    }
+    let d = Scratch::new("pgcap");
+    let output = d.path("pg.pcap");
+    let cfg = d.path("pg.toml");
+    std::fs::write(
+        &cfg,
+        format!(
+            r#"
+[[interface]]
+name = "pg0"
+driver = "pg"
+
+[[interface]]
+name = "cap0"
+driver = "pcap-out"
+file = "{}"
+
+[[stream]]
+name = "web"
+interface = "pg0"
+count = 1000
+size = "imix"
+src-ip = "10.0.0.0/24"
+dst-ip = "10.1.0.0/16"
+protocol = "tcp"
+dst-port = 443
+flows = 100
+
+[[route]]
+prefix = "10.1.0.0/16"
+interface = "cap0"
+via-mac = "02:00:00:00:00:fe"
+"#,
+            output.display()
+        ),
+    )
+    .unwrap();
+    let o = sluice().args(["run", "-c"]).arg(&cfg).output().unwrap();
+    assert!(o.status.success(), "{}", text(&o));
+    let t = Command::new("tshark")
+        .arg("-r")
+        .arg(&output)
+        .args([
+            "-o",
+            "tcp.check_checksum:TRUE",
+            "-T",
+            "fields",
+            "-e",
+            "tcp.checksum.status",
+            "-e",
+            "tcp.dstport",
+        ])
+        .output()
+        .unwrap();
+    let lines: Vec<String> = String::from_utf8_lossy(&t.stdout)
+        .lines()
+        .map(String::from)
+        .collect();
+    assert_eq!(lines.len(), 1000);
+    assert!(lines.iter().all(|l| l == "1\t443"), "{:?}", &lines[..3]);
+}
+
+fn refused(cfg: &str) -> String {
+    let d = Scratch::new("bad");
+    let path = d.path("bad.toml");
+    std::fs::write(&path, cfg).unwrap();
+    let o = sluice()
+        .args(["run", "--config"])
+        .arg(&path)
+        .output()
+        .unwrap();
+    assert_eq!(o.status.code(), Some(2), "{}", text(&o));
+    text(&o)
+}
+
+#[test]
+fn bad_configurations_are_refused_with_key_and_line() {
+    let e = refused(
+        "[[interface]]\nname = \"pg0\"\ndriver = \"pg\"\n\n[[route]]\nprefix = \"10.0.0.1/8\"\ndrop = true\n",
+    );
+    assert!(
+        e.contains("line 6") && e.contains("route[0].prefix") && e.contains("host bits"),
+        "{e}"
+    );
+    let e = refused("[workers]\ncount = \"two\"\n");
+    assert!(e.contains("line 2"), "{e}");
+    let e = refused(
+        "[[interface]]\nname = \"x\"\ndriver = \"pcap-in\"\nfile = \"/nonexistent/in.pcap\"\n",
+    );
+    assert!(e.contains("/nonexistent/in.pcap"), "{e}");
+    let missing = sluice()
+        .args(["run", "--config", "/nonexistent.toml"])
+        .output()
+        .unwrap();
+    assert_eq!(missing.status.code(), Some(2));
+    assert!(text(&missing).contains("cannot read /nonexistent.toml"));
+}
+
+#[test]
+fn duration_stops_an_endless_stream_cleanly() {
+    let d = Scratch::new("endless");
+    let path = d.path("endless.toml");
+    std::fs::write(
+        &path,
+        "[[interface]]\nname = \"pg0\"\ndriver = \"pg\"\n[[interface]]\nname = \"s0\"\ndriver = \"sink\"\n\
+         [[stream]]\nname = \"forever\"\ninterface = \"pg0\"\nsrc-ip = \"10.0.0.1\"\ndst-ip = \"10.1.0.1\"\n\
+         [[route]]\nprefix = \"0.0.0.0/0\"\ninterface = \"s0\"\nvia-mac = \"02:00:00:00:00:01\"\n",
+    )
+    .unwrap();
+    let o = sluice()
+        .args(["run", "--workers", "2", "--duration", "0.5", "--config"])
+        .arg(&path)
+        .output()
+        .unwrap();
+    let out = text(&o);
+    assert!(o.status.success(), "{out}");
+    assert!(out.contains("Total (2 workers)"), "{out}");
+    assert!(out.contains("back in the pool"), "{out}");
+    let _ = Path::new(&path);
+}
