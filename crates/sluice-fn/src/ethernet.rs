@@ -57,28 +57,37 @@ impl EthernetInput {
     /// Where one frame goes: `Ok(next)` after stripping L2, or `Err(error)`.
     #[inline]
     fn classify(&self, pkt: &mut sluice_buf::Packet) -> Result<usize, usize> {
-        let data = pkt.data();
-        let frame = EthernetFrame::new_checked(data).map_err(|_| error::TOO_SHORT)?;
         let Some(my_mac) = self.macs.get(pkt.meta().rx_if as usize) else {
             return Err(error::UNKNOWN_INTERFACE);
         };
-        let dst = frame.dst_addr();
-        if !dst.is_multicast() && dst != *my_mac {
+        let data = pkt.data();
+        let Some(h) = data.get(..14) else {
+            return Err(error::TOO_SHORT);
+        };
+        if h[0] & 1 == 0 && h[..6] != my_mac.0 {
             return Err(error::MAC_MISMATCH);
         }
-        let l2 = frame.l3().map_err(|_| error::BAD_VLAN)?;
-        let next = match l2.ethertype {
+        // The common case, untagged IPv4, without the VLAN walk.
+        let (ethertype, l3_offset, vlan) = if h[12..14] == EtherType::IPV4.0.to_be_bytes() {
+            (EtherType::IPV4, 14, 0)
+        } else {
+            let l2 = EthernetFrame::new_unchecked(data)
+                .l3()
+                .map_err(|_| error::BAD_VLAN)?;
+            let vlan = l2.vlans().first().copied().unwrap_or(0);
+            (l2.ethertype, l2.l3_offset, vlan)
+        };
+        let next = match ethertype {
             EtherType::IPV4 => next::IP4,
             EtherType::IPV6 => return Err(error::IP6),
             EtherType::ARP => return Err(error::ARP),
             _ => return Err(error::UNKNOWN_ETHERTYPE),
         };
-        let vlan = l2.vlans().first().copied().unwrap_or(0);
         let meta = pkt.meta_mut();
         meta.vlan = vlan;
         meta.l3_offset = 0;
-        // l3_offset ≤ 22 ≤ the frame length, checked by the VLAN walk.
-        pkt.advance(l2.l3_offset).map_err(|_| error::TOO_SHORT)?;
+        // l3_offset ≤ 22 ≤ the frame length, checked above or by the walk.
+        pkt.advance(l3_offset).map_err(|_| error::TOO_SHORT)?;
         Ok(next)
     }
 }
@@ -89,7 +98,9 @@ impl Node for EthernetInput {
     }
 
     fn process(&mut self, _cx: &mut Cx<'_>, input: &mut Frame, out: &mut Next<'_>) {
-        for mut pkt in input.drain(..) {
+        // The first node to read packets fresh from an interface: ask for
+        // their memory ahead of use.
+        for mut pkt in input.drain_prefetched() {
             match self.classify(&mut pkt) {
                 Ok(next) => out.send(next, pkt),
                 Err(e) => out.drop(pkt, e),

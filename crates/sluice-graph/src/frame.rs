@@ -20,6 +20,45 @@ impl Frame {
     }
 }
 
+/// Packets ahead of the current one whose memory is requested early.
+pub const PREFETCH_AHEAD: usize = 4;
+
+impl Frame {
+    /// Takes every packet out, in order, prefetching each one
+    /// [`PREFETCH_AHEAD`] packets before it is handed out. For the first
+    /// node to touch packets that arrived in memory the CPU has not seen.
+    #[inline]
+    pub fn drain_prefetched(&mut self) -> Prefetched<'_> {
+        for p in self.0.iter().take(PREFETCH_AHEAD) {
+            p.prefetch();
+        }
+        Prefetched {
+            inner: self.0.drain(..),
+        }
+    }
+}
+
+/// Iterator of [`Frame::drain_prefetched`].
+pub struct Prefetched<'a> {
+    inner: std::vec::Drain<'a, Packet>,
+}
+
+impl Iterator for Prefetched<'_> {
+    type Item = Packet;
+
+    #[inline(always)]
+    fn next(&mut self) -> Option<Packet> {
+        if let Some(p) = self.inner.as_slice().get(PREFETCH_AHEAD) {
+            p.prefetch();
+        }
+        self.inner.next()
+    }
+
+    fn size_hint(&self) -> (usize, Option<usize>) {
+        self.inner.size_hint()
+    }
+}
+
 impl Deref for Frame {
     type Target = Vec<Packet>;
     #[inline]

@@ -27,7 +27,7 @@ pub mod runtime;
 pub mod worker;
 
 pub use counter::Counter;
-pub use frame::{FRAME_SIZE, Frame};
+pub use frame::{FRAME_SIZE, Frame, PREFETCH_AHEAD, Prefetched};
 pub use graph::{Graph, GraphBuilder, GraphError, GraphStats, NodeStats, RunState};
 pub use next::Next;
 pub use node::{Cx, ErrorSpec, InputState, Node, NodeKind, NodeSpec, Severity};

@@ -15,7 +15,7 @@ use std::collections::HashMap;
 use std::net::Ipv4Addr;
 
 use sluice_graph::iface::{IfIndex, Interfaces};
-use sluice_wire::MacAddr;
+use sluice_wire::{EtherType, MacAddr};
 
 /// Entry bit: the rest is a group index, not a result.
 const GROUP: u32 = 1 << 31;
@@ -57,6 +57,9 @@ pub struct Adjacency {
     pub src_mac: MacAddr,
     /// The outgoing interface's MTU.
     pub mtu: u16,
+    /// The Ethernet header to write in front of forwarded packets:
+    /// next hop's MAC, interface MAC, EtherType IPv4.
+    pub l2_header: [u8; 14],
 }
 
 /// Errors in a route list.
@@ -132,13 +135,17 @@ impl Ip4Fib {
     }
 
     fn adjacency(&mut self, r: &Route, interfaces: &Interfaces) -> Result<u32, FibError> {
-        let (src_mac, mtu) = match r.target {
-            RouteTarget::Forward { interface, .. } => match interfaces.get(interface) {
-                Some(i) if i.output_node.is_some() => (i.mac, i.mtu),
+        let (src_mac, dst_mac, mtu) = match r.target {
+            RouteTarget::Forward { interface, mac } => match interfaces.get(interface) {
+                Some(i) if i.output_node.is_some() => (i.mac, mac, i.mtu),
                 _ => return Err(FibError::BadInterface(r.prefix, r.len, interface)),
             },
-            RouteTarget::Drop => (MacAddr::ZERO, 0),
+            RouteTarget::Drop => (MacAddr::ZERO, MacAddr::ZERO, 0),
         };
+        let mut l2_header = [0u8; 14];
+        l2_header[0..6].copy_from_slice(&dst_mac.0);
+        l2_header[6..12].copy_from_slice(&src_mac.0);
+        l2_header[12..14].copy_from_slice(&EtherType::IPV4.0.to_be_bytes());
         if self.adjacencies.len() >= (GROUP - 2) as usize {
             return Err(FibError::TooLarge);
         }
@@ -146,6 +153,7 @@ impl Ip4Fib {
             target: r.target,
             src_mac,
             mtu,
+            l2_header,
         });
         Ok(self.adjacencies.len() as u32 - 1)
     }

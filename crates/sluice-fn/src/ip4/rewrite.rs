@@ -6,7 +6,7 @@ use std::sync::Arc;
 
 use sluice_graph::iface::Interfaces;
 use sluice_graph::{Cx, ErrorSpec, Frame, Next, Node, NodeSpec};
-use sluice_wire::{EtherType, checksum};
+use sluice_wire::checksum;
 
 use super::{Ip4Fib, RouteTarget};
 
@@ -61,7 +61,7 @@ impl Ip4Rewrite {
             .fib
             .adjacency_at(pkt.meta().adj)
             .ok_or(error::BAD_ADJACENCY)?;
-        let RouteTarget::Forward { interface, mac } = adj.target else {
+        let RouteTarget::Forward { interface, .. } = adj.target else {
             return Err(error::BAD_ADJACENCY);
         };
         let next = self
@@ -83,10 +83,9 @@ impl Ip4Rewrite {
         let csum = u16::from_be_bytes([ip[10], ip[11]]);
         let csum = checksum::update_u16(csum, old, old.wrapping_sub(0x100));
         ip[10..12].copy_from_slice(&csum.to_be_bytes());
-        let eth = pkt.prepend(14).map_err(|_| error::NO_HEADROOM)?;
-        eth[0..6].copy_from_slice(&mac.0);
-        eth[6..12].copy_from_slice(&adj.src_mac.0);
-        eth[12..14].copy_from_slice(&EtherType::IPV4.0.to_be_bytes());
+        pkt.prepend(14)
+            .map_err(|_| error::NO_HEADROOM)?
+            .copy_from_slice(&adj.l2_header);
         pkt.meta_mut().tx_if = interface;
         Ok(next)
     }
