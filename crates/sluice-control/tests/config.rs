@@ -112,7 +112,7 @@ fn demo_parses() {
     assert_eq!(names, ["bulk", "tcp", "ttl-expiring", "unrouted"]);
     assert!(c.streams.iter().all(|(itf, _)| *itf == 0));
     let bulk = &c.streams[0].1;
-    assert_eq!(bulk.count, 10_000_000);
+    assert_eq!(bulk.count, 30_000_000);
     assert_eq!(bulk.size, PacketSize::Imix);
     assert_eq!(bulk.flows, 10_000);
     assert_eq!(bulk.l4, L4::Udp);

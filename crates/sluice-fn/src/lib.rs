@@ -17,3 +17,9 @@ pub mod ip4;
 
 pub use ethernet::EthernetInput;
 pub use ip4::{Adjacency, Ip4Fib, Ip4Input, Ip4Lookup, Ip4Rewrite, Route, RouteTarget};
+
+/// The README's example node, compiled and run as a doctest so that it
+/// cannot drift from the API.
+#[cfg(doctest)]
+#[doc = include_str!("../../../README.md")]
+pub struct ReadmeDoctests;

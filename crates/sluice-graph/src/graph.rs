@@ -370,10 +370,9 @@ impl Graph {
 }
 
 impl Drop for Graph {
+    /// A graph dropped without [`Graph::stop`] still gives every packet back.
     fn drop(&mut self) {
-        for q in &mut self.pending {
-            self.buffers.free_all(q);
-        }
+        self.stop();
     }
 }
 

@@ -24,7 +24,9 @@ pub struct Workers {
 
 impl Workers {
     /// Starts one thread per graph. Graph `w` runs on `cores[w]` when given
-    /// (and the core exists), unpinned otherwise. Setting `stop` stops them.
+    /// (unpinned if that core does not exist); without a core list, worker
+    /// `w` takes core `w + 1`, wrapping around, and leaves core 0 to the
+    /// main thread as VPP does. Setting `stop` stops them.
     pub fn spawn(
         graphs: Vec<Graph>,
         cores: &[usize],
@@ -39,7 +41,10 @@ impl Workers {
         let mut stats = Vec::new();
         let mut pinned = Vec::new();
         for (w, mut graph) in graphs.into_iter().enumerate() {
-            let core = cores.get(w).copied().filter(|c| available.contains(c));
+            let core = match cores.get(w) {
+                Some(c) => available.contains(c).then_some(*c),
+                None => default_core(w, &available),
+            };
             stats.push(graph.stats());
             pinned.push(core);
             let stop = stop.clone();
@@ -103,6 +108,14 @@ impl Workers {
             .filter(|r| r.is_err())
             .count()
     }
+}
+
+/// The core worker `w` is pinned to when none is configured.
+fn default_core(w: usize, available: &[usize]) -> Option<usize> {
+    if available.is_empty() {
+        return None;
+    }
+    Some(available[(w + 1) % available.len()])
 }
 
 /// The dispatch loop of one worker.

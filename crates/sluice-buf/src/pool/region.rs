@@ -79,6 +79,9 @@ impl Region {
                 Err(e) if huge == HugePages::Require => {
                     return Err(BufError::Map(format!("huge pages required: {e}")));
                 }
+                Err(e) if e.raw_os_error() == Some(libc::ENOMEM) => {
+                    fallbacks.push("not enough free 2 MiB huge pages (vm.nr_hugepages)".into());
+                }
                 Err(e) => fallbacks.push(format!("no huge pages: {e}")),
             }
         }
