@@ -205,3 +205,27 @@ proptest! {
         prop_assert_eq!(p.free_count(), 64);
     }
 }
+
+#[test]
+fn huge_lengths_are_refused_not_wrapped() {
+    let p = pool(2);
+    let mut c = p.cache(1);
+    let mut pkt = c.alloc().unwrap();
+    for len in [usize::MAX, usize::MAX - 100, 1 << 40, HEADROOM + DATA_SIZE] {
+        assert!(pkt.set_len(len).is_err(), "{len}");
+    }
+    assert!(pkt.set_len(DATA_SIZE).is_ok());
+    assert_eq!(pkt.data().len(), DATA_SIZE);
+    assert!(pkt.prepend(usize::MAX).is_err());
+    assert!(pkt.advance(usize::MAX).is_err());
+    c.free(pkt);
+}
+
+#[test]
+#[should_panic(expected = "dropped without being freed")]
+fn a_dropped_packet_is_caught_in_debug_builds() {
+    let p = pool(1);
+    let mut c = p.cache(1);
+    let pkt = c.alloc().unwrap();
+    drop(pkt);
+}

@@ -442,6 +442,16 @@ impl Config {
                     format!("interface `{name}` is defined twice"),
                 );
             }
+            let reserved = |n: &str| sluice_fn::NODE_NAMES.contains(&n) || n == "error-drop";
+            if reserved(&format!("{name}-input")) || reserved(&format!("{name}-output")) {
+                return c.err(
+                    r.name.span(),
+                    key("name"),
+                    format!(
+                        "`{name}` would name its node like a built-in one; choose another name"
+                    ),
+                );
+            }
             let file = |what: &str| match &r.file {
                 Some(f) if !f.get_ref().is_empty() => Ok(PathBuf::from(f.get_ref())),
                 _ => c.err(
@@ -531,12 +541,19 @@ impl Config {
             let spec = StreamSpec {
                 name: r.name.get_ref().clone(),
                 count: match &r.count {
-                    Some(v) => c.int(v, &key("count"), 0, i64::MAX)?,
-                    None => 0,
+                    Some(v) => match c.int::<u64>(v, &key("count"), 0, i64::MAX)? {
+                        0 => None,
+                        n => Some(n),
+                    },
+                    None => None,
                 },
                 rate_pps: match &r.rate {
-                    Some(v) if !(*v.get_ref() > 0.0 && v.get_ref().is_finite()) => {
-                        return c.err(v.span(), key("rate"), "rate is packets per second, above 0 (leave it out for as fast as possible)");
+                    Some(v) if !(*v.get_ref() > 0.0 && *v.get_ref() <= sluice_io::pg::MAX_RATE) => {
+                        return c.err(
+                            v.span(),
+                            key("rate"),
+                            format!("rate is packets per second, above 0 and at most {:e} (leave it out for as fast as possible)", sluice_io::pg::MAX_RATE),
+                        );
                     }
                     Some(v) => Some(*v.get_ref()),
                     None => None,

@@ -93,6 +93,11 @@ impl Dataplane {
         let interfaces = Arc::new(interfaces);
         let fib = Arc::new(Ip4Fib::build(&config.routes, &interfaces)?);
         let if_stats = IfStats::new(config.workers, interfaces.len());
+        // Measured once here, so no worker spins 20 ms on it mid-stream.
+        sluice_graph::clock::hz();
+        // Each cache holds up to three batches; keep every worker's share
+        // well under the pool, or one worker could starve the others.
+        let batch = (config.buffers as usize / (8 * config.workers)).clamp(1, 256);
 
         // Files are opened once, before any worker starts.
         let mut replays = Vec::new();
@@ -176,7 +181,7 @@ impl Dataplane {
             b.add(Box::new(Ip4Input::new()))?;
             b.add(Box::new(Ip4Lookup::new(fib.clone())))?;
             b.add(Box::new(Ip4Rewrite::new(fib.clone(), &interfaces)))?;
-            graphs.push(b.build(w, pool.cache(256))?);
+            graphs.push(b.build(w, pool.cache(batch))?);
         }
         Ok(Dataplane {
             pool,

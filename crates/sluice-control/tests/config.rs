@@ -112,7 +112,7 @@ fn demo_parses() {
     assert_eq!(names, ["bulk", "tcp", "ttl-expiring", "unrouted"]);
     assert!(c.streams.iter().all(|(itf, _)| *itf == 0));
     let bulk = &c.streams[0].1;
-    assert_eq!(bulk.count, 30_000_000);
+    assert_eq!(bulk.count, Some(30_000_000));
     assert_eq!(bulk.size, PacketSize::Imix);
     assert_eq!(bulk.flows, 10_000);
     assert_eq!(bulk.l4, L4::Udp);
@@ -245,7 +245,7 @@ fn minimal_config_has_the_documented_defaults() {
     let (itf, s) = &c.streams[0];
     assert_eq!(*itf, 0);
     assert_eq!(s.name, "s");
-    assert_eq!(s.count, 0);
+    assert_eq!(s.count, None);
     assert_eq!(s.rate_pps, None);
     assert_eq!(s.size, PacketSize::Fixed(64));
     assert_eq!(s.l4, L4::Udp);
@@ -370,7 +370,7 @@ drop = false
     assert_eq!(c.interfaces[2].mtu, 68);
     let (itf, s) = &c.streams[0];
     assert_eq!(*itf, 1);
-    assert_eq!(s.count, 5);
+    assert_eq!(s.count, Some(5));
     assert_eq!(s.rate_pps, Some(1000.0));
     assert_eq!(s.size, PacketSize::Range(60, 200));
     assert_eq!(s.src_mac, mac("02:00:00:00:00:aa"));
@@ -1666,4 +1666,22 @@ fn windows_line_endings_count_lines_the_same() {
         4,
         "interface[0].mtu",
     );
+}
+
+#[test]
+fn review_regressions() {
+    // A rate so high it would overflow the generator's pacing.
+    refused(
+        "[[interface]]\nname = \"pg0\"\ndriver = \"pg\"\n\n[[stream]]\nname = \"s\"\ninterface = \"pg0\"\nsrc-ip = \"10.0.0.1\"\ndst-ip = \"10.0.0.2\"\nrate = 1e30\n",
+        10,
+        "stream[0].rate",
+    );
+    // Interface names whose nodes would shadow built-in ones.
+    for name in ["ethernet", "ip4"] {
+        refused(
+            &format!("[[interface]]\nname = \"{name}\"\ndriver = \"pg\"\n"),
+            2,
+            "interface[0].name",
+        );
+    }
 }

@@ -113,7 +113,7 @@ fn interfaces() -> Arc<Interfaces> {
 fn traffic() -> PacketGenerator {
     PacketGenerator::new(vec![StreamSpec {
         name: "bench".into(),
-        count: 0,
+        count: None,
         rate_pps: None,
         size: PacketSize::Imix,
         src_mac: MacAddr([2, 0xfe, 0, 0, 0, 1]),

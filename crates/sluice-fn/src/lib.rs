@@ -16,6 +16,15 @@ pub mod ethernet;
 pub mod ip4;
 
 pub use ethernet::EthernetInput;
+
+/// The names of every node this crate makes, so that nothing else (an
+/// interface's `<name>-input`, say) can take one of them.
+pub const NODE_NAMES: &[&str] = &[
+    ethernet::NAME,
+    ip4::input::NAME,
+    ip4::lookup::NAME,
+    ip4::rewrite::NAME,
+];
 pub use ip4::{Adjacency, Ip4Fib, Ip4Input, Ip4Lookup, Ip4Rewrite, Route, RouteTarget};
 
 /// The README's example node, compiled and run as a doctest so that it

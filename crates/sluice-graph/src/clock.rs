@@ -28,11 +28,13 @@ pub fn calibrate(span: Duration) -> f64 {
         std::hint::spin_loop();
     }
     let c1 = cycles();
-    let dt = t0.elapsed().as_secs_f64();
-    (c1.wrapping_sub(c0)) as f64 / dt
+    let dt = t0.elapsed().as_secs_f64().max(1e-9);
+    c1.saturating_sub(c0) as f64 / dt
 }
 
-/// The cycle counter's rate in Hz, measured once per process (20 ms).
+/// The cycle counter's rate in Hz, measured once per process (20 ms of
+/// spinning: call it once at start, before workers run, so that none of
+/// them stalls on it).
 pub fn hz() -> f64 {
     use std::sync::OnceLock;
     static HZ: OnceLock<f64> = OnceLock::new();

@@ -296,11 +296,17 @@ impl Graph {
     }
 
     fn dispatch(&mut self, i: usize, now: u64, input: bool) -> InputState {
-        let mut frame = std::mem::take(&mut self.scratch);
+        // The frame in hand goes back to `scratch` even if the node panics,
+        // so that stopping the graph frees its packets too.
+        let mut guard = Reclaim {
+            frame: std::mem::take(&mut self.scratch),
+            home: &mut self.scratch,
+        };
+        let frame = &mut guard.frame;
         if !input {
             let pending = &mut self.pending[i];
             if pending.len() <= FRAME_SIZE {
-                std::mem::swap(pending, &mut frame);
+                std::mem::swap(pending, frame);
             } else {
                 frame.extend(pending.drain(..FRAME_SIZE));
             }
@@ -323,12 +329,12 @@ impl Graph {
         let state = if input {
             node.poll(&mut cx, &mut next)
         } else {
-            node.process(&mut cx, &mut frame, &mut next);
+            node.process(&mut cx, frame, &mut next);
             InputState::Busy(n_in)
         };
         let t1 = cycles();
         if !frame.is_empty() {
-            next.drop_all(&mut frame, usize::MAX);
+            next.drop_all(frame, usize::MAX);
         }
         let n = match state {
             InputState::Busy(n) => n,
@@ -337,7 +343,7 @@ impl Graph {
         stats.calls.add(1);
         stats.vectors.add(n as u64);
         stats.clocks.add(t1.wrapping_sub(t0));
-        self.scratch = frame;
+        drop(guard);
         for k in 0..self.targets[i].len() {
             let t = self.targets[i][k] as usize;
             self.enqueue(t);
@@ -373,6 +379,23 @@ impl Drop for Graph {
     /// A graph dropped without [`Graph::stop`] still gives every packet back.
     fn drop(&mut self) {
         self.stop();
+    }
+}
+
+/// Puts the dispatched frame back into the graph's scratch frame when
+/// dropped: normally empty, after a node panic still holding packets.
+struct Reclaim<'a> {
+    frame: Frame,
+    home: &'a mut Frame,
+}
+
+impl Drop for Reclaim<'_> {
+    fn drop(&mut self) {
+        if self.home.is_empty() {
+            std::mem::swap(self.home, &mut self.frame);
+        } else {
+            self.home.append(&mut self.frame);
+        }
     }
 }
 

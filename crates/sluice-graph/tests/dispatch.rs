@@ -237,3 +237,32 @@ fn workers_run_their_own_graphs() {
     assert!(runtime::show_runtime(&refs, 1.0, &[Some(0), Some(1)]).contains("Total (2 workers)"));
     assert_eq!(p.free_count(), 4096);
 }
+
+/// Panics on its first vector, holding it.
+struct Boom;
+
+impl Node for Boom {
+    fn spec(&self) -> NodeSpec {
+        NodeSpec::internal("split", &["sink"], &[])
+    }
+    fn process(&mut self, _cx: &mut Cx<'_>, _input: &mut Frame, _out: &mut Next<'_>) {
+        panic!("node bug");
+    }
+}
+
+#[test]
+fn a_panicking_node_loses_no_buffer() {
+    let p = pool(512);
+    let mut b = GraphBuilder::new();
+    b.add(Box::new(Boom)).unwrap();
+    b.add(Box::new(Sink { seen: 0 })).unwrap();
+    let mut g = b.build(0, p.cache(32)).unwrap();
+    let mut f = Frame::new();
+    g.buffers().alloc_bulk(100, &mut f);
+    let r = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+        g.inject("split", &mut f).unwrap();
+    }));
+    assert!(r.is_err());
+    drop(g);
+    assert_eq!(p.free_count(), 512);
+}

@@ -28,6 +28,8 @@ use crate::Driver;
 pub const IMIX: [u16; 3] = [60, 590, 1514];
 /// The IMIX pattern, spread so that big frames do not bunch.
 const IMIX_PATTERN: [u8; 12] = [0, 1, 0, 0, 2, 0, 1, 0, 1, 0, 0, 1];
+/// Highest rate a stream may ask for, packets per second.
+pub const MAX_RATE: f64 = 1e10;
 /// Largest generated frame: one buffer.
 pub const MAX_FRAME: u16 = DATA_SIZE as u16;
 
@@ -92,8 +94,8 @@ pub struct PortRange {
 pub struct StreamSpec {
     /// Name, for messages.
     pub name: String,
-    /// Packets to send (0: until stopped).
-    pub count: u64,
+    /// Packets to send; `None`: until stopped.
+    pub count: Option<u64>,
     /// Packets per second, or as fast as possible when `None`.
     pub rate_pps: Option<f64>,
     /// Frame sizes.
@@ -156,8 +158,10 @@ impl StreamSpec {
         if self.src_port.count == 0 || self.dst_port.count == 0 {
             return Err("port counts must be at least 1".into());
         }
-        if matches!(self.rate_pps, Some(r) if !(r > 0.0 && r.is_finite())) {
-            return Err("rate must be a positive number of packets per second".into());
+        if matches!(self.rate_pps, Some(r) if !(r > 0.0 && r <= MAX_RATE)) {
+            return Err(format!(
+                "rate must be above 0 and at most {MAX_RATE:e} packets per second"
+            ));
         }
         Ok(())
     }
@@ -167,9 +171,11 @@ impl StreamSpec {
     pub fn share(&self, w: usize, n: usize) -> StreamSpec {
         let n64 = n.max(1) as u64;
         let mut s = self.clone();
-        if self.count > 0 {
-            s.count = self.count / n64 + u64::from((w as u64) < self.count % n64);
-        }
+        // A share of 0 is 0 packets (the worker has nothing of this
+        // stream to send), never "until stopped".
+        s.count = self
+            .count
+            .map(|c| c / n64 + u64::from((w as u64) < c % n64));
         s.rate_pps = self.rate_pps.map(|r| r / n64 as f64);
         s.seed = self.seed ^ (w as u64).wrapping_mul(0x9e37_79b9_7f4a_7c15);
         s
@@ -294,14 +300,14 @@ impl Stream {
     }
 
     fn done(&self) -> bool {
-        self.spec.count != 0 && self.sent >= self.spec.count
+        self.spec.count.is_some_and(|c| self.sent >= c)
     }
 
     /// How many packets may go now, at most `max`.
     fn quota(&mut self, max: usize) -> usize {
         let mut n = max as u64;
-        if self.spec.count != 0 {
-            n = n.min(self.spec.count - self.sent);
+        if let Some(c) = self.spec.count {
+            n = n.min(c.saturating_sub(self.sent));
         }
         if let Some(pps) = self.spec.rate_pps {
             let now = cycles();
@@ -309,7 +315,10 @@ impl Stream {
                 self.hz = hz();
                 now
             });
-            let due = (now.wrapping_sub(start) as f64 / self.hz * pps) as u64 + 1;
+            // Saturating: a TSC that reads behind `start` (another core's)
+            // means no time has passed, not 2^64 cycles.
+            let elapsed = now.saturating_sub(start) as f64 / self.hz;
+            let due = ((elapsed * pps) as u64).saturating_add(1);
             n = n.min(due.saturating_sub(self.sent));
         }
         n as usize

@@ -13,7 +13,7 @@ use sluice_wire::MacAddr;
 fn spec(l4: L4, size: PacketSize, count: u64) -> StreamSpec {
     StreamSpec {
         name: "t".into(),
-        count,
+        count: (count > 0).then_some(count),
         rate_pps: None,
         size,
         src_mac: MacAddr([2, 0, 0, 0, 0, 1]),
@@ -203,8 +203,13 @@ fn bad_streams_are_refused_with_a_reason() {
 #[test]
 fn shares_add_up() {
     let s = spec(L4::Udp, PacketSize::Fixed(64), 1001);
-    let total: u64 = (0..3).map(|w| s.share(w, 3).count).sum();
+    let total: u64 = (0..3).map(|w| s.share(w, 3).count.unwrap()).sum();
     assert_eq!(total, 1001);
+    // Fewer packets than workers: the others get none, not an endless stream.
+    let one = spec(L4::Udp, PacketSize::Fixed(64), 1);
+    let shares: Vec<Option<u64>> = (0..4).map(|w| one.share(w, 4).count).collect();
+    assert_eq!(shares, [Some(1), Some(0), Some(0), Some(0)]);
+    assert_eq!(generate(vec![one.share(1, 4)]).len(), 0);
 }
 
 #[test]

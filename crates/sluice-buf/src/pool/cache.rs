@@ -97,19 +97,30 @@ impl BufCache {
     /// A packet holding a copy of `bytes`, chained over as many buffers as
     /// it needs (jumbo frames).
     pub fn alloc_from(&mut self, bytes: &[u8]) -> Result<Packet, BufError> {
+        if u32::try_from(bytes.len()).is_err() {
+            return Err(BufError::NoRoom("packet of 4 GiB or more"));
+        }
         let mut chunks = bytes.chunks(DATA_SIZE);
         let first = chunks.next().unwrap_or(&[]);
         let mut head = self.alloc().ok_or(BufError::Exhausted)?;
+        // A fresh buffer holds DATA_SIZE bytes after its headroom, and no
+        // chunk is longer, so the copies and set_len cannot fail.
         head.room_mut()[..first.len()].copy_from_slice(first);
-        head.set_len(first.len())?;
+        if let Err(e) = head.set_len(first.len()) {
+            self.free(head);
+            return Err(e);
+        }
         for chunk in chunks {
             let Some(mut seg) = self.alloc() else {
                 self.free(head);
                 return Err(BufError::Exhausted);
             };
             seg.room_mut()[..chunk.len()].copy_from_slice(chunk);
-            // A fresh segment holds DATA_SIZE bytes, and chunks are no longer.
-            seg.set_len(chunk.len())?;
+            if let Err(e) = seg.set_len(chunk.len()) {
+                self.free(seg);
+                self.free(head);
+                return Err(e);
+            }
             head.chain(seg);
         }
         Ok(head)

@@ -54,6 +54,21 @@ unsafe impl Send for Packet {}
 // SAFETY: `&Packet` only allows reads of the buffer.
 unsafe impl Sync for Packet {}
 
+/// In debug builds (every test run), a packet dropped instead of being
+/// freed is a bug found on the spot, not a buffer that quietly never comes
+/// back. Release builds leave the check to the pool's free count.
+#[cfg(debug_assertions)]
+impl Drop for Packet {
+    fn drop(&mut self) {
+        if !std::thread::panicking() {
+            panic!(
+                "packet (buffer {}) dropped without being freed: its buffer is lost",
+                self.index()
+            );
+        }
+    }
+}
+
 impl std::fmt::Debug for Packet {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("Packet")
@@ -76,8 +91,8 @@ impl Packet {
     /// Gives up the handle without freeing, for the cache to put the buffer
     /// back on a free list.
     pub(super) fn into_header(self) -> NonNull<BufHeader> {
-        // Packet has no Drop: consuming it is all giving it up takes.
-        self.hdr
+        // Not dropped: the buffer is not lost, it changes hands.
+        std::mem::ManuallyDrop::new(self).hdr
     }
 
     fn header(&self) -> &BufHeader {
@@ -217,7 +232,8 @@ impl Packet {
             return Err(BufError::NoRoom("set_len on a chained packet"));
         }
         let h = self.header_mut();
-        if h.data_off as usize + len > AREA {
+        // Compared by subtraction: `data_off + len` could wrap for a huge len.
+        if len > AREA - h.data_off as usize {
             return Err(BufError::NoRoom("length"));
         }
         h.len = len as u16;
