@@ -226,9 +226,10 @@ fn rate_limited_stream_paces_itself() {
         cache.free_all(&mut f);
     }
     let elapsed = t0.elapsed().as_secs_f64();
-    // Paced, not flat out: never ahead of the rate (plus one packet).
+    // Paced, not flat out: never ahead of the rate (plus one packet, and 5 %
+    // for the TSC rate being measured rather than known).
     assert!(
-        pg.sent() as f64 <= 20_000.0 * elapsed + 1.0,
+        pg.sent() as f64 <= 20_000.0 * elapsed * 1.05 + 1.0,
         "{} in {elapsed}",
         pg.sent()
     );
