@@ -355,7 +355,22 @@ fn parse_size(v: &IntOrStr) -> Result<PacketSize, String> {
     }
 }
 
+/// The graph's view of `interfaces`: index, name, MAC, MTU, output node.
+fn interface_table(interfaces: &[Interface]) -> sluice_graph::iface::Interfaces {
+    let mut table = sluice_graph::iface::Interfaces::new();
+    for i in interfaces {
+        let output = (!i.driver.is_input()).then(|| sluice_io::output_node_name(&i.name));
+        table.add(&i.name, i.driver.kind(), i.mac, i.mtu, output);
+    }
+    table
+}
+
 impl Config {
+    /// The interface table the data plane is built on.
+    pub fn interface_table(&self) -> sluice_graph::iface::Interfaces {
+        interface_table(&self.interfaces)
+    }
+
     /// Parses and checks a configuration.
     pub fn parse(src: &str) -> Result<Config, ConfigError> {
         let raw: RawConfig = toml::from_str(src)
@@ -443,7 +458,9 @@ impl Config {
                 );
             }
             let reserved = |n: &str| sluice_fn::NODE_NAMES.contains(&n) || n == "error-drop";
-            if reserved(&format!("{name}-input")) || reserved(&format!("{name}-output")) {
+            if reserved(&sluice_io::input_node_name(&name))
+                || reserved(&sluice_io::output_node_name(&name))
+            {
                 return c.err(
                     r.name.span(),
                     key("name"),
@@ -673,17 +690,7 @@ impl Config {
         }
         // Let the FIB check what only it knows (host bits, duplicates), and
         // point at the route it names.
-        let mut ifs = sluice_graph::iface::Interfaces::new();
-        for i in &interfaces {
-            ifs.add(
-                &i.name,
-                i.driver.kind(),
-                i.mac,
-                i.mtu,
-                (!i.driver.is_input()).then(|| format!("{}-output", i.name)),
-            );
-        }
-        if let Err(e) = sluice_fn::Ip4Fib::build(&routes, &ifs) {
+        if let Err(e) = sluice_fn::Ip4Fib::build(&routes, &interface_table(&interfaces)) {
             let at = match &e {
                 sluice_fn::ip4::FibError::HostBits(p, l, _)
                 | sluice_fn::ip4::FibError::Duplicate(p, l) => {

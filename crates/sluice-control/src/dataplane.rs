@@ -85,12 +85,7 @@ impl Dataplane {
             huge_pages: config.huge_pages,
             lock: true,
         })?;
-        let mut interfaces = Interfaces::new();
-        for i in &config.interfaces {
-            let output = (!i.driver.is_input()).then(|| sluice_io::output_node_name(&i.name));
-            interfaces.add(&i.name, i.driver.kind(), i.mac, i.mtu, output);
-        }
-        let interfaces = Arc::new(interfaces);
+        let interfaces = Arc::new(config.interface_table());
         let fib = Arc::new(Ip4Fib::build(&config.routes, &interfaces)?);
         let if_stats = IfStats::new(config.workers, interfaces.len());
         // Measured once here, so no worker spins 20 ms on it mid-stream.

@@ -54,7 +54,7 @@ impl<D: Driver> InterfaceInput<D> {
         next: &str,
     ) -> Self {
         InterfaceInput {
-            name: format!("{interface}-input"),
+            name: input_node_name(interface),
             next: next.to_string(),
             driver,
             index,
@@ -125,6 +125,11 @@ impl<D: Driver> InterfaceOutput<D> {
             counters,
         }
     }
+}
+
+/// The name of an interface's input node.
+pub fn input_node_name(interface: &str) -> String {
+    format!("{interface}-input")
 }
 
 /// The name of an interface's output node.

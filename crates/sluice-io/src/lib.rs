@@ -18,4 +18,6 @@ pub mod pcap;
 pub mod pg;
 pub mod sink;
 
-pub use driver::{Driver, InterfaceInput, InterfaceOutput, RxState, output_node_name};
+pub use driver::{
+    Driver, InterfaceInput, InterfaceOutput, RxState, input_node_name, output_node_name,
+};
