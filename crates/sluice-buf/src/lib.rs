@@ -21,11 +21,15 @@
 //! buffers; the head of the chain is the handle, and freeing it frees the
 //! whole chain.
 //!
-//! All `unsafe` code of the crate lives in the [`pool`] module.
+//! The crate also maps the memory of large lookup tables ([`table`]): the
+//! same mmap craft, for forwarding tables instead of packets.
+//!
+//! All `unsafe` code of the crate lives in the [`pool`] and [`table`] modules.
 #![deny(missing_docs)]
 #![deny(unsafe_op_in_unsafe_fn, clippy::undocumented_unsafe_blocks)]
 
 pub mod pool;
+pub mod table;
 
 pub use pool::{
     Backing, BufCache, BufError, DATA_SIZE, HEADROOM, HugePages, Meta, Packet, Pool, PoolConfig,

@@ -1,0 +1,355 @@
+//! Sluice's longest-prefix match side by side with DPDK's, on the same
+//! routes and the same addresses, in the same run.
+//!
+//! `dpdk-test-fib` (Debian `dpdk-dev`) writes a 1M-route IPv4 table and a
+//! 500k-route IPv6 table with a BGP-like prefix-length mix, plus a million
+//! lookup addresses each (half inside routes, half random), then times
+//! rte_fib and rte_lpm on those files. This harness makes the files (once,
+//! into `target/fib-peer/`), runs DPDK's timing, loads the same files into
+//! Sluice's trie and times it the way DPDK does (every address of the file,
+//! in bursts of 64), then prints both and the ratio. It also reports what
+//! the issue asks beside the lookups: build time, cycles per route added,
+//! memory per route and updates per second.
+//!
+//! Without `dpdk-test-fib` on the machine it says so and measures Sluice
+//! alone on files it cannot make: so it needs the peer. Run:
+//!
+//! `cargo bench -p sluice-fn --bench fib_peer` (`-- v4` or `-- v6` for one)
+
+use std::net::{Ipv4Addr, Ipv6Addr};
+use std::path::{Path, PathBuf};
+use std::process::Command;
+use std::time::Instant;
+
+use sluice_fn::fib::{Key, Lpm, LpmConfig, lpm::MAX_VALUE};
+use sluice_graph::clock::{cycles, hz};
+
+const D4: &str =
+    "16:2%,17:1%,18:2%,19:3%,20:4%,21:5%,22:9%,23:8%,24:60%,25:1%,26:1%,27:1%,28:1%,29:1%,30:1%";
+const D6: &str = "29:2%,32:10%,36:3%,40:5%,44:5%,45:3%,46:3%,47:5%,48:50%,56:5%,64:5%,128:4%";
+/// dpdk-test-fib's burst; `SLUICE_FIB_BURST` (up to 256, a vector) changes Sluice's.
+const BURST: usize = 64;
+
+fn burst() -> usize {
+    std::env::var("SLUICE_FIB_BURST")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(BURST)
+        .clamp(1, sluice_fn::fib::lpm::BATCH)
+}
+
+struct Family {
+    name: &'static str,
+    v6: bool,
+    routes: usize,
+    groups_dpdk: u32,
+    mem_mib: u32,
+    dist: &'static str,
+}
+
+const V4: Family = Family {
+    name: "v4",
+    v6: false,
+    routes: 1_000_000,
+    groups_dpdk: 262_144,
+    mem_mib: 4096,
+    dist: D4,
+};
+const V6: Family = Family {
+    name: "v6",
+    v6: true,
+    routes: 500_000,
+    groups_dpdk: 2_000_000,
+    mem_mib: 6144,
+    dist: D6,
+};
+
+fn dir() -> PathBuf {
+    let d = std::env::var_os("CARGO_TARGET_DIR")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../target"))
+        .join("fib-peer");
+    std::fs::create_dir_all(&d).expect("create target/fib-peer");
+    d
+}
+
+fn dpdk(f: &Family, args: &[String]) -> Option<String> {
+    let mut a = vec![
+        "--no-huge".to_string(),
+        "-m".into(),
+        f.mem_mib.to_string(),
+        "--no-pci".into(),
+        "-l".into(),
+        "1".into(),
+        "--".into(),
+    ];
+    if f.v6 {
+        a.push("-6".into());
+    }
+    a.extend_from_slice(args);
+    let out = Command::new("dpdk-test-fib").args(&a).output().ok()?;
+    Some(String::from_utf8_lossy(&out.stdout).into_owned() + &String::from_utf8_lossy(&out.stderr))
+}
+
+/// Makes the route and address files with DPDK's generator; `None` when
+/// `dpdk-test-fib` is not installed.
+fn files(f: &Family) -> Option<(PathBuf, PathBuf)> {
+    let d = dir();
+    let routes = d.join(format!("routes{}.txt", f.name));
+    let ips = d.join(format!("ips{}.txt", f.name));
+    if !(routes.exists() && ips.exists()) {
+        dpdk(
+            f,
+            &[
+                "-n".into(),
+                f.routes.to_string(),
+                "-l".into(),
+                "1000000".into(),
+                "-g".into(),
+                f.groups_dpdk.to_string(),
+                "-d".into(),
+                f.dist.into(),
+                "-r".into(),
+                "50".into(),
+                "-w".into(),
+                routes.display().to_string(),
+                "-u".into(),
+                ips.display().to_string(),
+            ],
+        )?;
+    }
+    (routes.exists() && ips.exists()).then_some((routes, ips))
+}
+
+/// DPDK's cycles per lookup (rte_fib, rte_lpm) on the files.
+fn dpdk_lookup(f: &Family, routes: &Path, ips: &Path) -> Option<(f64, f64)> {
+    let out = dpdk(
+        f,
+        &[
+            "-f".into(),
+            routes.display().to_string(),
+            "-t".into(),
+            ips.display().to_string(),
+            "-g".into(),
+            f.groups_dpdk.to_string(),
+            "-c".into(),
+        ],
+    )?;
+    let grab = |what: &str| {
+        out.lines()
+            .find_map(|l| l.strip_prefix(what))
+            .and_then(|v| v.trim().parse::<f64>().ok())
+    };
+    Some((grab("AVG FIB lookup")?, grab("AVG LPM lookup")?))
+}
+
+/// An address as the trie keys it, parsed from DPDK's files.
+trait Addr: Key {
+    fn parse(s: &str) -> Option<Self>;
+}
+
+impl Addr for u32 {
+    fn parse(s: &str) -> Option<u32> {
+        s.parse::<Ipv4Addr>().ok().map(u32::from)
+    }
+}
+
+impl Addr for u128 {
+    fn parse(s: &str) -> Option<u128> {
+        s.parse::<Ipv6Addr>().ok().map(u128::from)
+    }
+}
+
+fn load<K: Addr>(routes: &Path, ips: &Path) -> (Vec<(K, u8, u32)>, Vec<K>) {
+    let text = std::fs::read_to_string(routes).expect("read routes");
+    let r = text
+        .lines()
+        .filter_map(|l| {
+            let (p, nh) = l.split_once(' ')?;
+            let (a, len) = p.split_once('/')?;
+            let nh: u64 = nh.trim().parse().ok()?;
+            Some((
+                K::parse(a)?,
+                len.parse().ok()?,
+                (nh % u64::from(MAX_VALUE)) as u32 + 1,
+            ))
+        })
+        .collect();
+    let text = std::fs::read_to_string(ips).expect("read ips");
+    let a = text.lines().filter_map(|l| K::parse(l.trim())).collect();
+    (r, a)
+}
+
+struct Figures {
+    build_s: f64,
+    add_cycles: f64,
+    bytes_per_route: f64,
+    updates_per_s: f64,
+    lookup: f64,
+    checksum: u64,
+}
+
+fn measure<K: Key>(
+    root_bits: u32,
+    max_groups: u32,
+    batch: bool,
+    huge_pages: bool,
+    routes: &[(K, u8, u32)],
+    ips: &[K],
+) -> Figures {
+    let t = Lpm::<K>::new(LpmConfig {
+        root_bits,
+        max_groups,
+        huge_pages,
+    })
+    .expect("trie");
+    let t0 = Instant::now();
+    let c0 = cycles();
+    for &(p, l, v) in routes {
+        t.insert(p, l, v).expect("insert");
+    }
+    let add_cycles = (cycles() - c0) as f64 / routes.len() as f64;
+    let build_s = t0.elapsed().as_secs_f64();
+    let bytes_per_route = t.memory() as f64 / routes.len() as f64;
+    let _thp = std::fs::read_to_string("/proc/self/smaps_rollup")
+        .ok()
+        .and_then(|s| {
+            s.lines()
+                .find_map(|l| l.strip_prefix("AnonHugePages:"))
+                .map(|v| v.trim().to_string())
+        })
+        .unwrap_or_default();
+
+    // Updates: remove and re-add a spread of 100k routes (each counts as
+    // two updates), with the table full around them.
+    let churn: Vec<_> = routes
+        .iter()
+        .step_by(routes.len() / 100_000)
+        .copied()
+        .collect();
+    let t0 = Instant::now();
+    for &(p, l, _) in &churn {
+        t.remove(p, l);
+    }
+    for &(p, l, v) in &churn {
+        t.insert(p, l, v).expect("re-insert");
+    }
+    let updates_per_s = 2.0 * churn.len() as f64 / t0.elapsed().as_secs_f64();
+
+    // Lookups: every address, bursts of 64, as dpdk-test-fib does; best
+    // of three passes (the first also warms the page tables).
+    let burst = burst();
+    let mut out = [0u32; sluice_fn::fib::lpm::BATCH];
+    let mut best = f64::MAX;
+    let mut checksum = 0u64;
+    for _ in 0..3 {
+        let c0 = cycles();
+        for chunk in ips.chunks(burst) {
+            if batch {
+                t.lookup_batch(chunk, &mut out);
+            } else {
+                for (o, &a) in out.iter_mut().zip(chunk) {
+                    *o = t.lookup(a);
+                    std::hint::black_box(*o);
+                }
+            }
+            checksum = checksum.wrapping_add(u64::from(out[0]));
+        }
+        best = best.min((cycles() - c0) as f64 / ips.len() as f64);
+        std::hint::black_box(&out);
+    }
+    Figures {
+        build_s,
+        add_cycles,
+        bytes_per_route,
+        updates_per_s,
+        lookup: best,
+        checksum,
+    }
+}
+
+fn run<K: Addr>(f: &Family, shapes: &[(u32, u32, bool, bool)]) {
+    println!("\n== IPv{} ==", if f.v6 { 6 } else { 4 });
+    let Some((routes, ips)) = files(f) else {
+        println!("dpdk-test-fib is not installed (Debian package dpdk-dev): no peer, no files");
+        return;
+    };
+    let peer = dpdk_lookup(f, &routes, &ips);
+    let (r, a) = load::<K>(&routes, &ips);
+    println!(
+        "{} routes, {} lookup addresses, from {}",
+        r.len(),
+        a.len(),
+        routes.display()
+    );
+    if let Some((fib, lpm)) = peer {
+        println!(
+            "DPDK rte_fib: {fib:.1} cycles/lookup   rte_lpm{}: {lpm:.1}",
+            if f.v6 { "6" } else { "" }
+        );
+    } else {
+        println!("DPDK: could not run dpdk-test-fib's timing");
+    }
+    let mut sums = Vec::new();
+    for &(root_bits, groups, batch, huge) in shapes {
+        let m = measure::<K>(root_bits, groups, batch, huge, &r, &a);
+        sums.push(m.checksum);
+        print!(
+            "sluice {root_bits}-8…{}{}: lookup {:.1} cycles",
+            if batch { " batched" } else { " one by one" },
+            if huge { ", THP" } else { ", 4K pages" },
+            m.lookup
+        );
+        if let Some((fib, lpm)) = peer {
+            print!(
+                " ({:.2}× rte_fib, {:.2}× rte_lpm)",
+                m.lookup / fib,
+                m.lookup / lpm
+            );
+        }
+        println!(
+            "; build {:.2} s ({:.0} cycles/route), {:.1} B/route, {:.2} M updates/s",
+            m.build_s,
+            m.add_cycles,
+            m.bytes_per_route,
+            m.updates_per_s / 1e6
+        );
+    }
+    assert!(
+        sums.windows(2).all(|w| w[0] == w[1]),
+        "shapes disagree on answers"
+    );
+    println!("TSC {:.2} GHz", hz() / 1e9);
+}
+
+fn main() {
+    let which: Vec<String> = std::env::args()
+        .skip(1)
+        .filter(|a| !a.starts_with('-'))
+        .collect();
+    let want = |n: &str| which.is_empty() || which.iter().any(|w| w == n);
+    if want("v4") {
+        run::<u32>(
+            &V4,
+            &[
+                (16, 1 << 17, false, true),
+                (24, 1 << 17, false, true),
+                (16, 1 << 17, true, true),
+                (24, 1 << 17, true, true),
+                (24, 1 << 17, true, false),
+            ],
+        );
+    }
+    if want("v6") {
+        run::<u128>(
+            &V6,
+            &[
+                (16, 1 << 22, false, true),
+                (24, 1 << 22, false, true),
+                (16, 1 << 22, true, true),
+                (24, 1 << 22, true, true),
+                (24, 1 << 22, true, false),
+            ],
+        );
+    }
+}

@@ -1,0 +1,670 @@
+//! Longest-prefix match over a multibit trie that one writer updates in
+//! place while any number of readers look up, without locks or pauses.
+//!
+//! The trie has a direct first level of `root_bits` (24 makes DIR-24-8 for
+//! IPv4: one read for every prefix up to /24) and then levels of 8 bits,
+//! each a 256-entry group. An entry is one `u32`:
+//!
+//! ```text
+//! 1 | group index (31 bits)                 → descend into that group
+//! 0 | depth (8 bits) | value (23 bits)      → answer, from a /depth route
+//! 0                                         → no route
+//! ```
+//!
+//! A route paints every entry its prefix covers (controlled prefix
+//! expansion) unless the entry holds a longer prefix, which is why entries
+//! remember their depth: adding a /16 under an existing /24 must not
+//! overwrite the /24's entries, and removing the /24 repaints exactly the
+//! entries of depth 24 with whatever covers it next (found in the route
+//! set kept beside the trie).
+//!
+//! Concurrency is RCU-like. Every entry is an atomic word, so a reader sees
+//! either the old or the new answer for its address, never a torn one. A
+//! new group is filled before the entry pointing to it is published
+//! (release store; readers load with acquire, free on x86). Groups are
+//! never freed while the trie lives, so a reader that raced a removal
+//! still walks valid memory: a removal repaints the entries of a group
+//! rather than unlinking it. Churn on the same prefixes reuses the same
+//! groups; a table that shrank a lot is compacted by building a new trie
+//! and swapping it in.
+
+use std::collections::HashMap;
+use std::fmt::Debug;
+use std::hash::Hash;
+use std::sync::Mutex;
+use std::sync::atomic::AtomicU32;
+use std::sync::atomic::Ordering::{Acquire, Relaxed, Release};
+
+use sluice_buf::table::{AtomicTable, TableError, prefetch};
+
+const GROUP: u32 = 1 << 31;
+const DEPTH_SHIFT: u32 = 23;
+/// Largest value a route can carry (values are 1..=MAX_VALUE; 0 is "no route").
+pub const MAX_VALUE: u32 = (1 << DEPTH_SHIFT) - 1;
+const GROUP_SIZE: usize = 256;
+/// Most keys [`Lpm::lookup_batch`] takes at once: a vector.
+pub const BATCH: usize = 256;
+
+/// An address type the trie can key on.
+pub trait Key: Copy + Eq + Hash + Ord + Debug + Send + Sync + 'static {
+    /// Width in bits.
+    const BITS: u32;
+    /// `n` bits (≤ 24) starting `from` bits below the most significant.
+    fn slice(self, from: u32, n: u32) -> usize;
+    /// The top `len` bits, the rest zero.
+    fn masked(self, len: u8) -> Self;
+}
+
+impl Key for u32 {
+    const BITS: u32 = 32;
+    #[inline(always)]
+    fn slice(self, from: u32, n: u32) -> usize {
+        let shifted = self.checked_shl(from).unwrap_or(0);
+        (shifted.checked_shr(32 - n).unwrap_or(0)) as usize
+    }
+    #[inline(always)]
+    fn masked(self, len: u8) -> u32 {
+        self & u32::MAX.checked_shl(32 - u32::from(len)).unwrap_or(0)
+    }
+}
+
+impl Key for u128 {
+    const BITS: u32 = 128;
+    #[inline(always)]
+    fn slice(self, from: u32, n: u32) -> usize {
+        let shifted = self.checked_shl(from).unwrap_or(0);
+        (shifted.checked_shr(128 - n).unwrap_or(0)) as usize
+    }
+    #[inline(always)]
+    fn masked(self, len: u8) -> u128 {
+        self & u128::MAX.checked_shl(128 - u32::from(len)).unwrap_or(0)
+    }
+}
+
+/// Shape and capacity of a trie.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct LpmConfig {
+    /// Bits resolved by the first, direct level (8 to 24; the rest of the
+    /// key must divide into 8-bit levels).
+    pub root_bits: u32,
+    /// Most 256-entry groups the trie may use (each 1 KiB). Address space
+    /// for all of them is reserved up front; memory is committed as used.
+    pub max_groups: u32,
+    /// Ask for transparent huge pages: random lookups in a big table then
+    /// miss the TLB far less often.
+    pub huge_pages: bool,
+}
+
+/// Why a route was refused. Nothing is changed when one is returned.
+#[derive(Debug, thiserror::Error, Clone, PartialEq, Eq)]
+pub enum LpmError {
+    /// The shape is not one the trie supports.
+    #[error("root level of {0} bits is not 8..=24 with 8-bit levels below")]
+    BadShape(u32),
+    /// Prefix longer than the key.
+    #[error("prefix length {0} is longer than the address")]
+    BadLength(u8),
+    /// Bits set past the prefix length.
+    #[error("prefix has bits set past its length {0}")]
+    HostBits(u8),
+    /// Value 0 or above [`MAX_VALUE`].
+    #[error("route value {0} out of range 1..={MAX_VALUE}")]
+    BadValue(u32),
+    /// No group left for a route this long.
+    #[error("trie is full: all {0} groups in use")]
+    Full(u32),
+    /// The memory could not be mapped.
+    #[error(transparent)]
+    Memory(#[from] TableError),
+}
+
+/// The route set beside the trie: what the trie was painted from, needed to
+/// repaint on removal and to list routes. Only the writer touches it.
+#[derive(Debug)]
+struct Rib<K: Key> {
+    routes: HashMap<(K, u8), u32>,
+    per_len: Vec<u32>,
+    groups_used: u32,
+}
+
+/// What a paint does to each covered entry.
+#[derive(Debug, Clone, Copy)]
+enum Paint {
+    /// Write `leaf` over entries no deeper than `len`.
+    Add { len: u8, leaf: u32 },
+    /// Write `with` over entries of depth exactly `len`.
+    Remove { len: u8, with: u32 },
+}
+
+/// A longest-prefix-match trie, keyed by `K` (`u32` for IPv4, `u128` for
+/// IPv6), mapping prefixes to values in `1..=MAX_VALUE`.
+#[derive(Debug)]
+pub struct Lpm<K: Key> {
+    root_bits: u32,
+    root: AtomicTable<AtomicU32>,
+    groups: AtomicTable<AtomicU32>,
+    max_groups: u32,
+    rib: Mutex<Rib<K>>,
+}
+
+#[inline(always)]
+fn leaf(len: u8, value: u32) -> u32 {
+    (u32::from(len) << DEPTH_SHIFT) | value
+}
+
+#[inline(always)]
+fn depth(e: u32) -> u8 {
+    ((e >> DEPTH_SHIFT) & 0xff) as u8
+}
+
+impl<K: Key> Lpm<K> {
+    /// An empty trie.
+    pub fn new(config: LpmConfig) -> Result<Lpm<K>, LpmError> {
+        let r = config.root_bits;
+        if !(8..=24).contains(&r) || r >= K::BITS || !(K::BITS - r).is_multiple_of(8) {
+            return Err(LpmError::BadShape(r));
+        }
+        let max_groups = config.max_groups.min(GROUP - 1);
+        Ok(Lpm {
+            root_bits: r,
+            root: AtomicTable::new(1 << r, config.huge_pages)?,
+            groups: AtomicTable::new(max_groups as usize * GROUP_SIZE, config.huge_pages)?,
+            max_groups,
+            rib: Mutex::new(Rib {
+                routes: HashMap::new(),
+                per_len: vec![0; K::BITS as usize + 1],
+                groups_used: 0,
+            }),
+        })
+    }
+
+    fn rib(&self) -> std::sync::MutexGuard<'_, Rib<K>> {
+        // A writer that panicked left the trie consistent entry by entry;
+        // the route set is still the best record there is.
+        self.rib.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    fn check(prefix: K, len: u8) -> Result<(), LpmError> {
+        if u32::from(len) > K::BITS {
+            return Err(LpmError::BadLength(len));
+        }
+        if prefix.masked(len) != prefix {
+            return Err(LpmError::HostBits(len));
+        }
+        Ok(())
+    }
+
+    /// Adds `prefix/len → value`, or changes the value of that prefix.
+    /// Returns the value it had. Readers see each covered address switch
+    /// from its old answer to the new one.
+    pub fn insert(&self, prefix: K, len: u8, value: u32) -> Result<Option<u32>, LpmError> {
+        Self::check(prefix, len)?;
+        if value == 0 || value > MAX_VALUE {
+            return Err(LpmError::BadValue(value));
+        }
+        let mut rib = self.rib();
+        let old = rib.routes.get(&(prefix, len)).copied();
+        if old == Some(value) {
+            return Ok(old);
+        }
+        // Check before touching anything, so that a refusal changes nothing.
+        if rib.groups_used + self.groups_needed(prefix, len) > self.max_groups {
+            return Err(LpmError::Full(self.max_groups));
+        }
+        self.paint(
+            &mut rib,
+            prefix,
+            len,
+            Paint::Add {
+                len,
+                leaf: leaf(len, value),
+            },
+        );
+        rib.routes.insert((prefix, len), value);
+        if old.is_none() {
+            rib.per_len[len as usize] += 1;
+        }
+        Ok(old)
+    }
+
+    /// Removes `prefix/len`; its addresses fall back to the next shorter
+    /// covering route. Returns the value it had, or `None` if absent.
+    pub fn remove(&self, prefix: K, len: u8) -> Option<u32> {
+        Self::check(prefix, len).ok()?;
+        let mut rib = self.rib();
+        let old = rib.routes.remove(&(prefix, len))?;
+        rib.per_len[len as usize] -= 1;
+        let with = (0..len)
+            .rev()
+            .filter(|&l| rib.per_len[l as usize] > 0)
+            .find_map(|l| rib.routes.get(&(prefix.masked(l), l)).map(|&v| leaf(l, v)))
+            .unwrap_or(0);
+        self.paint(&mut rib, prefix, len, Paint::Remove { len, with });
+        Some(old)
+    }
+
+    /// The value of exactly `prefix/len`, if that route exists.
+    pub fn get(&self, prefix: K, len: u8) -> Option<u32> {
+        self.rib().routes.get(&(prefix, len)).copied()
+    }
+
+    /// Every route, sorted by prefix then length.
+    pub fn routes(&self) -> Vec<(K, u8, u32)> {
+        let mut v: Vec<_> = self
+            .rib()
+            .routes
+            .iter()
+            .map(|(&(p, l), &v)| (p, l, v))
+            .collect();
+        v.sort_unstable();
+        v
+    }
+
+    /// Number of routes.
+    pub fn len(&self) -> usize {
+        self.rib().routes.len()
+    }
+
+    /// Whether there are no routes.
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+
+    /// Groups in use and the most there may be.
+    pub fn groups(&self) -> (u32, u32) {
+        (self.rib().groups_used, self.max_groups)
+    }
+
+    /// Bytes of trie the lookups can touch: the root and the groups in use
+    /// (the route set kept for updates is not counted).
+    pub fn memory(&self) -> usize {
+        (self.root.len() + self.rib().groups_used as usize * GROUP_SIZE) * 4
+    }
+
+    /// How many new groups painting `prefix/len` would take: one per level
+    /// below the first entry on its path that is not yet a group.
+    fn groups_needed(&self, prefix: K, len: u8) -> u32 {
+        let mut e = match self.root.get(prefix.slice(0, self.root_bits)) {
+            Some(r) => r.load(Relaxed),
+            None => 0,
+        };
+        let mut end = self.root_bits;
+        while u32::from(len) > end {
+            if e & GROUP == 0 {
+                return (u32::from(len) - end).div_ceil(8);
+            }
+            let i = (((e & !GROUP) as usize) << 8) | prefix.slice(end, 8);
+            e = self.groups.get(i).map_or(0, |g| g.load(Relaxed));
+            end += 8;
+        }
+        0
+    }
+
+    fn paint(&self, rib: &mut Rib<K>, prefix: K, len: u8, paint: Paint) {
+        let mut base = 0usize;
+        let mut from = 0u32;
+        let mut stride = self.root_bits;
+        loop {
+            let table: &[AtomicU32] = if from == 0 { &self.root } else { &self.groups };
+            let end = from + stride;
+            if u32::from(len) <= end {
+                let first = base + prefix.slice(from, stride);
+                let n = 1usize << (end - u32::from(len));
+                for e in &table[first..first + n] {
+                    self.apply(e, paint);
+                }
+                return;
+            }
+            let e = &table[base + prefix.slice(from, stride)];
+            let cur = e.load(Acquire);
+            let g = if cur & GROUP != 0 {
+                cur & !GROUP
+            } else if let Paint::Add { .. } = paint {
+                // `insert` checked there is a group left for every level.
+                let g = rib.groups_used;
+                rib.groups_used += 1;
+                let start = g as usize * GROUP_SIZE;
+                for c in &self.groups[start..start + GROUP_SIZE] {
+                    c.store(cur, Relaxed);
+                }
+                // Publish the filled group.
+                e.store(GROUP | g, Release);
+                g
+            } else {
+                // Nothing was ever painted below here.
+                return;
+            };
+            base = g as usize * GROUP_SIZE;
+            from = end;
+            stride = 8;
+        }
+    }
+
+    fn apply(&self, e: &AtomicU32, paint: Paint) {
+        let cur = e.load(Relaxed);
+        if cur & GROUP != 0 {
+            let start = (cur & !GROUP) as usize * GROUP_SIZE;
+            for c in &self.groups[start..start + GROUP_SIZE] {
+                self.apply(c, paint);
+            }
+            return;
+        }
+        match paint {
+            Paint::Add { len, leaf } if depth(cur) <= len => e.store(leaf, Release),
+            Paint::Remove { len, with } if depth(cur) == len => e.store(with, Release),
+            _ => {}
+        }
+    }
+
+    /// The value of the longest prefix matching `key`, or 0 if none does.
+    #[inline(always)]
+    pub fn lookup(&self, key: K) -> u32 {
+        let mut e = match self.root.get(key.slice(0, self.root_bits)) {
+            Some(r) => r.load(Acquire),
+            None => 0,
+        };
+        let mut from = self.root_bits;
+        while e & GROUP != 0 && from < K::BITS {
+            let i = (((e & !GROUP) as usize) << 8) | key.slice(from, 8);
+            e = match self.groups.get(i) {
+                Some(g) => g.load(Acquire),
+                None => 0,
+            };
+            from += 8;
+        }
+        if e & GROUP != 0 { 0 } else { e & MAX_VALUE }
+    }
+
+    /// Looks up every key of `keys` into `out` (the shorter of the two
+    /// decides how many), level by level across the batch: first the root
+    /// entries of all keys are asked for, then each level's entries of the
+    /// keys still walking, so that the cache misses of different keys
+    /// overlap instead of each key's walk waiting on its own chain of
+    /// misses. In a big table nearly every read is a miss; this is what a
+    /// vector of packets buys a lookup.
+    #[inline]
+    pub fn lookup_batch(&self, keys: &[K], out: &mut [u32]) {
+        let n = keys.len().min(out.len()).min(BATCH);
+        let (keys, out) = (&keys[..n], &mut out[..n]);
+        for &k in keys {
+            if let Some(r) = self.root.get(k.slice(0, self.root_bits)) {
+                prefetch(r);
+            }
+        }
+        // Positions of the keys still walking, and for each its next
+        // entry's index, kept compact so that a level's pass touches only
+        // the few keys that go that deep.
+        let mut walking = [(0u16, 0u32); BATCH];
+        let mut w = 0usize;
+        for (pos, (o, &k)) in out.iter_mut().zip(keys).enumerate() {
+            let e = self
+                .root
+                .get(k.slice(0, self.root_bits))
+                .map_or(0, |r| r.load(Acquire));
+            *o = e;
+            if e & GROUP != 0 {
+                let i = (((e & !GROUP) as usize) << 8) | k.slice(self.root_bits, 8);
+                if let Some(g) = self.groups.get(i) {
+                    prefetch(g);
+                }
+                walking[w] = (pos as u16, i as u32);
+                w += 1;
+            }
+        }
+        let mut from = self.root_bits + 8;
+        while w > 0 {
+            let mut still = 0usize;
+            for j in 0..w {
+                let (pos, i) = walking[j];
+                let e = self.groups.get(i as usize).map_or(0, |g| g.load(Acquire));
+                out[pos as usize] = e;
+                if e & GROUP != 0 && from < K::BITS {
+                    let i = (((e & !GROUP) as usize) << 8) | keys[pos as usize].slice(from, 8);
+                    if let Some(g) = self.groups.get(i) {
+                        prefetch(g);
+                    }
+                    walking[still] = (pos, i as u32);
+                    still += 1;
+                }
+            }
+            w = still;
+            from += 8;
+        }
+        for o in out.iter_mut() {
+            *o = if *o & GROUP != 0 { 0 } else { *o & MAX_VALUE };
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use proptest::prelude::*;
+
+    fn v4(root_bits: u32) -> Lpm<u32> {
+        Lpm::new(LpmConfig {
+            root_bits,
+            max_groups: 4096,
+            huge_pages: false,
+        })
+        .unwrap()
+    }
+
+    /// The reference: longest matching prefix by scanning every route.
+    fn reference<K: Key>(routes: &HashMap<(K, u8), u32>, key: K) -> u32 {
+        routes
+            .iter()
+            .filter(|((p, l), _)| key.masked(*l) == *p)
+            .max_by_key(|((_, l), _)| *l)
+            .map(|(_, &v)| v)
+            .unwrap_or(0)
+    }
+
+    #[test]
+    fn longest_prefix_wins_and_removal_falls_back() {
+        for root_bits in [16, 24] {
+            let t = v4(root_bits);
+            let a = |x: [u8; 4]| u32::from_be_bytes(x);
+            t.insert(0, 0, 1).unwrap();
+            t.insert(a([10, 0, 0, 0]), 8, 2).unwrap();
+            t.insert(a([10, 1, 2, 0]), 24, 3).unwrap();
+            t.insert(a([10, 1, 2, 128]), 25, 4).unwrap();
+            t.insert(a([10, 1, 2, 7]), 32, 5).unwrap();
+            // A shorter prefix added later must not cover the longer ones.
+            t.insert(a([10, 1, 0, 0]), 16, 6).unwrap();
+            assert_eq!(t.lookup(a([1, 2, 3, 4])), 1);
+            assert_eq!(t.lookup(a([10, 9, 9, 9])), 2);
+            assert_eq!(t.lookup(a([10, 1, 9, 9])), 6);
+            assert_eq!(t.lookup(a([10, 1, 2, 3])), 3);
+            assert_eq!(t.lookup(a([10, 1, 2, 200])), 4);
+            assert_eq!(t.lookup(a([10, 1, 2, 7])), 5);
+            assert_eq!(t.remove(a([10, 1, 2, 0]), 24), Some(3));
+            assert_eq!(t.lookup(a([10, 1, 2, 3])), 6);
+            assert_eq!(t.lookup(a([10, 1, 2, 7])), 5);
+            assert_eq!(t.remove(a([10, 1, 0, 0]), 16), Some(6));
+            assert_eq!(t.lookup(a([10, 1, 2, 3])), 2);
+            assert_eq!(t.remove(0, 0), Some(1));
+            assert_eq!(t.lookup(a([1, 2, 3, 4])), 0);
+            assert_eq!(t.remove(0, 0), None);
+            assert_eq!(t.insert(a([10, 0, 0, 0]), 8, 9), Ok(Some(2)));
+            assert_eq!(t.lookup(a([10, 200, 0, 0])), 9);
+            assert_eq!(t.len(), 3);
+        }
+    }
+
+    #[test]
+    fn bad_routes_change_nothing() {
+        let t = v4(24);
+        assert_eq!(t.insert(0, 33, 1), Err(LpmError::BadLength(33)));
+        assert_eq!(t.insert(0x0a000001, 8, 1), Err(LpmError::HostBits(8)));
+        assert_eq!(t.insert(0, 0, 0), Err(LpmError::BadValue(0)));
+        assert_eq!(
+            t.insert(0, 0, MAX_VALUE + 1),
+            Err(LpmError::BadValue(MAX_VALUE + 1))
+        );
+        assert!(t.is_empty());
+        assert!(matches!(
+            Lpm::<u32>::new(LpmConfig {
+                root_bits: 20,
+                max_groups: 1,
+                huge_pages: false,
+            }),
+            Err(LpmError::BadShape(20))
+        ));
+        let small = Lpm::<u32>::new(LpmConfig {
+            root_bits: 24,
+            max_groups: 1,
+            huge_pages: false,
+        })
+        .unwrap();
+        small.insert(0x0a000080, 25, 1).unwrap();
+        assert_eq!(small.insert(0x0b000080, 25, 2), Err(LpmError::Full(1)));
+        assert_eq!(small.lookup(0x0b000081), 0);
+        assert_eq!(small.len(), 1);
+        // The group already there still takes more routes.
+        small.insert(0x0a000000, 32, 3).unwrap();
+        assert_eq!(small.lookup(0x0a000000), 3);
+    }
+
+    #[test]
+    fn ipv6_paths_deep_and_shallow() {
+        let t = Lpm::<u128>::new(LpmConfig {
+            root_bits: 24,
+            max_groups: 1024,
+            huge_pages: false,
+        })
+        .unwrap();
+        let p = |s: &str| u128::from(s.parse::<std::net::Ipv6Addr>().unwrap());
+        t.insert(p("2001:db8::"), 32, 1).unwrap();
+        t.insert(p("2001:db8:1::"), 48, 2).unwrap();
+        t.insert(p("2001:db8:1::1"), 128, 3).unwrap();
+        t.insert(p("::"), 0, 4).unwrap();
+        assert_eq!(t.lookup(p("2001:db8:1::1")), 3);
+        assert_eq!(t.lookup(p("2001:db8:1::2")), 2);
+        assert_eq!(t.lookup(p("2001:db8:2::2")), 1);
+        assert_eq!(t.lookup(p("fe80::1")), 4);
+        t.remove(p("2001:db8:1::"), 48);
+        assert_eq!(t.lookup(p("2001:db8:1::2")), 1);
+        assert_eq!(t.lookup(p("2001:db8:1::1")), 3);
+    }
+
+    #[test]
+    fn readers_never_see_a_torn_answer_while_a_writer_churns() {
+        use std::sync::Arc;
+        use std::sync::atomic::{AtomicBool, Ordering};
+        let t = Arc::new(v4(16));
+        t.insert(0x0a000000, 8, 1).unwrap();
+        let stop = Arc::new(AtomicBool::new(false));
+        let reader = {
+            let (t, stop) = (t.clone(), stop.clone());
+            std::thread::spawn(move || {
+                let mut n = 0u64;
+                while !stop.load(Ordering::Relaxed) {
+                    for a in [0x0a010203u32, 0x0a0102ff, 0x0a7f0000] {
+                        let v = t.lookup(a);
+                        // Only the values the writer ever installs.
+                        assert!((1..=3).contains(&v), "{a:#x} → {v}");
+                        n += 1;
+                    }
+                }
+                n
+            })
+        };
+        // Churn for a while, whether or not the reader got a core early.
+        let until = std::time::Instant::now() + std::time::Duration::from_millis(300);
+        while std::time::Instant::now() < until {
+            t.insert(0x0a010200, 24, 2).unwrap();
+            t.insert(0x0a010280, 25, 3).unwrap();
+            t.remove(0x0a010200, 24);
+            t.remove(0x0a010280, 25);
+        }
+        stop.store(true, Ordering::Relaxed);
+        assert!(reader.join().unwrap() > 0);
+        assert_eq!(t.lookup(0x0a0102ff), 1);
+        // Churn on the same prefixes reuses the same groups.
+        assert_eq!(t.groups().0, 2);
+    }
+
+    fn v4_against_scan(
+        root_bits: u32,
+        ops: &[(u32, u8, u32, bool)],
+        probes: &[u32],
+    ) -> Result<(), TestCaseError> {
+        let t = v4(root_bits);
+        let mut model = HashMap::new();
+        for &(a, len, v, add) in ops {
+            let p = a.masked(len);
+            if add || !model.contains_key(&(p, len)) {
+                t.insert(p, len, v).unwrap();
+                model.insert((p, len), v);
+            } else {
+                prop_assert_eq!(t.remove(p, len), model.remove(&(p, len)));
+            }
+        }
+        let mut addrs = probes.to_vec();
+        for &(p, l) in model.keys() {
+            addrs.extend([
+                p,
+                p | !u32::MAX.checked_shl(32 - u32::from(l)).unwrap_or(0),
+                p.wrapping_sub(1),
+            ]);
+        }
+        for a in addrs {
+            prop_assert_eq!(t.lookup(a), reference(&model, a), "address {:#x}", a);
+        }
+        Ok(())
+    }
+
+    proptest! {
+        /// Same answers as a linear scan after random adds and removes.
+        #[test]
+        fn matches_linear_scan_16(
+            ops in proptest::collection::vec((any::<u32>(), 0u8..=32, 1u32..50, any::<bool>()), 0..150),
+            probes in proptest::collection::vec(any::<u32>(), 100),
+        ) {
+            v4_against_scan(16, &ops, &probes)?;
+        }
+    }
+
+    proptest! {
+        // Each short prefix paints up to 2^24 entries here: fewer cases.
+        #![proptest_config(ProptestConfig::with_cases(16))]
+        #[test]
+        fn matches_linear_scan_24(
+            ops in proptest::collection::vec((any::<u32>(), 0u8..=32, 1u32..50, any::<bool>()), 0..150),
+            probes in proptest::collection::vec(any::<u32>(), 100),
+        ) {
+            v4_against_scan(24, &ops, &probes)?;
+        }
+    }
+
+    proptest! {
+
+        #[test]
+        fn ipv6_matches_linear_scan(
+            ops in proptest::collection::vec((any::<u128>(), 0u8..=128, 1u32..50, any::<bool>()), 0..80),
+            probes in proptest::collection::vec(any::<u128>(), 50),
+        ) {
+            let t = Lpm::<u128>::new(LpmConfig { root_bits: 16, max_groups: 8192, huge_pages: false }).unwrap();
+            let mut model = HashMap::new();
+            for &(a, len, v, add) in &ops {
+                // Keep prefixes near each other so that they nest.
+                let a = (a & 0xffff_ffff) | (0x2001_0db8u128 << 96);
+                let p = a.masked(len);
+                if add || !model.contains_key(&(p, len)) {
+                    t.insert(p, len, v).unwrap();
+                    model.insert((p, len), v);
+                } else {
+                    prop_assert_eq!(t.remove(p, len), model.remove(&(p, len)));
+                }
+            }
+            let mut addrs = probes;
+            for &(p, _) in model.keys() {
+                addrs.extend([p, p.wrapping_sub(1), p | 0xff]);
+            }
+            for a in addrs {
+                prop_assert_eq!(t.lookup(a), reference(&model, a), "address {:#x}", a);
+            }
+        }
+    }
+}
