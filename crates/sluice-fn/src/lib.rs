@@ -13,6 +13,7 @@
 #![deny(missing_docs)]
 
 pub mod ethernet;
+pub mod host;
 pub mod ip4;
 
 pub use ethernet::EthernetInput;
