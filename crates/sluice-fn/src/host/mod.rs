@@ -17,14 +17,16 @@
 //! RFC 4443 2.4(f)); that is the caller's job, with one limiter per worker.
 
 pub mod icmp4;
+pub mod icmp6;
 pub mod rate;
 
-use std::net::Ipv4Addr;
+use std::net::{Ipv4Addr, Ipv6Addr};
 
 use sluice_buf::{BufError, Packet};
 use sluice_wire::checksum;
 
 pub use icmp4::Icmp4Error;
+pub use icmp6::Icmp6Error;
 pub use rate::RateLimiter;
 
 /// Why a host function refused a packet. Every variant is a reason to drop
@@ -128,6 +130,18 @@ pub(crate) fn ipv4_is_host(a: Ipv4Addr) -> bool {
     o != 0 && o != 127 && o < 224
 }
 
+/// Whether an IPv6 source address names one node (RFC 4443 2.4(e.6)): not
+/// the unspecified address and not multicast.
+pub(crate) fn ipv6_is_host(a: &Ipv6Addr) -> bool {
+    !a.is_unspecified() && !a.is_multicast()
+}
+
+/// The 16-bit one's-complement sum of a 128-bit address, for patching a
+/// checksum whose pseudo-header covers it.
+pub(crate) fn addr_sum(a: &Ipv6Addr) -> u16 {
+    checksum::fold(checksum::sum(&a.octets()))
+}
+
 /// A small pool's cache for the unit tests of this module and its children.
 #[cfg(test)]
 pub(crate) fn test_cache() -> sluice_buf::BufCache {
@@ -172,6 +186,9 @@ mod tests {
         }
         assert!(!ipv4_is_host(Ipv4Addr::BROADCAST));
         assert!(ipv4_is_host(Ipv4Addr::new(192, 0, 2, 1)));
+        assert!(!ipv6_is_host(&Ipv6Addr::UNSPECIFIED));
+        assert!(!ipv6_is_host(&"ff02::1".parse().expect("addr")));
+        assert!(ipv6_is_host(&"2001:db8::1".parse().expect("addr")));
         assert_eq!(HostError::BadChecksum.name(), "bad-checksum");
         assert_eq!(
             HostError::from(BufError::NoRoom("x")),
