@@ -16,6 +16,7 @@
 //! frames. Errors are worth [rate-limiting](RateLimiter) (RFC 1812 4.3.2.8,
 //! RFC 4443 2.4(f)); that is the caller's job, with one limiter per worker.
 
+pub mod arp;
 pub mod icmp4;
 pub mod icmp6;
 pub mod rate;
@@ -25,6 +26,7 @@ use std::net::{Ipv4Addr, Ipv6Addr};
 use sluice_buf::{BufError, Packet};
 use sluice_wire::checksum;
 
+pub use arp::ArpInfo;
 pub use icmp4::Icmp4Error;
 pub use icmp6::Icmp6Error;
 pub use rate::RateLimiter;
@@ -121,6 +123,21 @@ pub(crate) fn sum_span(pkt: &Packet, start: usize, end: usize) -> u64 {
     acc
 }
 
+/// Sets the packet's length to `len` bytes, all in its first buffer, without
+/// caring what the bytes past the old end hold: truncates when the first
+/// buffer already holds `len` bytes, grows a single buffer otherwise. Checks
+/// before it changes anything.
+pub(crate) fn resize_first(pkt: &mut Packet, len: usize) -> Result<(), HostError> {
+    if pkt.data().len() >= len {
+        pkt.truncate(len)?;
+    } else if !pkt.is_chained() && len <= pkt.data().len() + pkt.tailroom() {
+        pkt.set_len(len)?;
+    } else {
+        return Err(HostError::NoRoom("result longer than the first buffer"));
+    }
+    Ok(())
+}
+
 /// Whether an IPv4 source address names one host, as RFC 1812 4.3.2.7 and
 /// 5.3.7 require before anything is sent back to it: not "this network"
 /// (0/8), loopback (127/8), multicast (224/4) or class E and the limited
@@ -177,6 +194,28 @@ mod tests {
             }
             c.free(p);
         }
+    }
+
+    #[test]
+    fn resize_first_grows_or_truncates() {
+        let mut c = test_cache();
+        let mut p = c.alloc_from(&[1; 42]).expect("alloc");
+        resize_first(&mut p, 60).expect("grow");
+        assert_eq!(p.total_len(), 60);
+        resize_first(&mut p, 50).expect("shrink");
+        assert_eq!(p.total_len(), 50);
+        c.free(p);
+        let mut p = c.alloc_from(&[1; 3000]).expect("alloc");
+        resize_first(&mut p, 86).expect("chained shrink");
+        assert_eq!((p.total_len(), p.data().len()), (86, 86));
+        c.free(p);
+        let mut p = c.alloc_from(&[1; 3000]).expect("alloc");
+        p.advance(2000).expect("advance");
+        assert_eq!(
+            resize_first(&mut p, 86),
+            Err(HostError::NoRoom("result longer than the first buffer"))
+        );
+        c.free(p);
     }
 
     #[test]
