@@ -19,6 +19,7 @@
 pub mod arp;
 pub mod icmp4;
 pub mod icmp6;
+pub mod nd;
 pub mod rate;
 
 use std::net::{Ipv4Addr, Ipv6Addr};
@@ -29,6 +30,7 @@ use sluice_wire::checksum;
 pub use arp::ArpInfo;
 pub use icmp4::Icmp4Error;
 pub use icmp6::Icmp6Error;
+pub use nd::{NaFlags, NdInfo, NdKind};
 pub use rate::RateLimiter;
 
 /// Why a host function refused a packet. Every variant is a reason to drop
