@@ -1,8 +1,8 @@
 //! Conformance of the host packet builders: every packet they make is
 //! compared byte for byte with the same packet built by etherparse, parsed
-//! back with etherparse and its checksums recomputed here independently;
-//! refusals leave the packet untouched; random bytes never panic and never
-//! leak a buffer.
+//! back with etherparse, its checksums recomputed here independently, and
+//! read by tshark; refusals leave the packet untouched; random bytes never
+//! panic and never leak a buffer.
 //!
 //! One test binary; its parts live in `host/`.
 
@@ -19,6 +19,8 @@ mod icmpv6;
 mod nd_frames;
 #[path = "host/robustness.rs"]
 mod robustness;
+#[path = "host/tshark.rs"]
+mod tshark;
 
 use support::RateLimiter;
 
