@@ -14,6 +14,7 @@
 
 pub mod ethernet;
 pub mod fib;
+pub mod host;
 pub mod ip4;
 
 pub use ethernet::EthernetInput;
