@@ -264,12 +264,22 @@ fn neighbours_resolve_routes_through_them() {
     let a = fib.resolve(0, ip("8.8.8.8"), 0).unwrap();
     assert_eq!((a.kind, a.mac), (AdjKind::Neighbor, None));
     let mac = MacAddr([2, 0, 0, 0, 2, 2]);
-    fib.set_neighbor(1, ip("10.0.0.2"), Some(mac));
-    assert_eq!(fib.resolve(0, ip("8.8.8.8"), 0).unwrap().mac, Some(mac));
-    fib.set_neighbor(1, ip("10.0.0.2"), None);
+    let g0 = fib.neighbor_generation();
+    assert!(fib.learn_neighbor(1, ip("10.0.0.2"), mac, false));
+    assert_ne!(fib.neighbor_generation(), g0);
+    let a = fib.resolve(0, ip("8.8.8.8"), 0).unwrap();
+    assert_eq!((a.mac, a.addr), (Some(mac), Some(ip("10.0.0.2"))));
+    assert_eq!(
+        fib.neighbors()[0].state,
+        sluice_fn::fib::NeighborState::Reachable
+    );
+    assert_eq!(fib.age_neighbors(std::time::Duration::ZERO), 1);
     assert_eq!(fib.resolve(0, ip("8.8.8.8"), 0).unwrap().mac, None);
+    assert!(fib.neighbors().is_empty());
     // A neighbour known before the route is used at once.
-    fib.set_neighbor(2, ip("10.0.1.2"), Some(mac));
+    fib.add_static_neighbor(2, ip("10.0.1.2"), mac);
+    assert!(!fib.learn_neighbor(2, ip("10.0.1.2"), MacAddr([2, 0, 0, 0, 6, 6]), false));
+    assert_eq!(fib.age_neighbors(std::time::Duration::ZERO), 0);
     let nh2 = Path::Via {
         interface: 2,
         addr: Some(ip("10.0.1.2")),
@@ -277,4 +287,35 @@ fn neighbours_resolve_routes_through_them() {
     };
     fib.add(&route(0, "172.16.0.0/12", vec![nh2])).unwrap();
     assert_eq!(fib.resolve(0, ip("172.16.0.1"), 0).unwrap().mac, Some(mac));
+}
+
+#[test]
+fn learning_an_on_link_neighbour_adds_a_host_route_that_ages_out() {
+    let fib = Fib::new(small(1), ifs()).unwrap();
+    fib.add(&route(
+        0,
+        "10.1.0.0/24",
+        vec![Path::Connected { interface: 1 }],
+    ))
+    .unwrap();
+    assert_eq!(
+        fib.resolve(0, ip("10.1.0.7"), 0).unwrap().kind,
+        AdjKind::Glean
+    );
+    let mac = MacAddr([2, 0, 0, 0, 7, 7]);
+    fib.learn_neighbor(1, ip("10.1.0.7"), mac, true);
+    let a = fib.resolve(0, ip("10.1.0.7"), 0).unwrap();
+    assert_eq!((a.kind, a.mac), (AdjKind::Neighbor, Some(mac)));
+    assert_eq!(
+        fib.resolve(0, ip("10.1.0.8"), 0).unwrap().kind,
+        AdjKind::Glean
+    );
+    assert_eq!(fib.routes(0).len(), 2);
+    fib.age_neighbors(std::time::Duration::ZERO);
+    assert_eq!(
+        fib.resolve(0, ip("10.1.0.7"), 0).unwrap().kind,
+        AdjKind::Glean
+    );
+    assert_eq!(fib.routes(0).len(), 1);
+    assert_eq!(fib.adjacencies_in_use(), 1);
 }

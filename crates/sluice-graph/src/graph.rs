@@ -245,6 +245,7 @@ impl Graph {
                     all_done = false;
                 }
                 InputState::Idle => all_done = false,
+                InputState::Background => {}
                 InputState::Done => self.input_done[k] = true,
             }
         }

@@ -109,6 +109,10 @@ pub enum InputState {
     /// Finished for good (a packet generator that sent its count, a capture
     /// file at its end).
     Done,
+    /// Nothing now: a node polled for its timers (aging, retries), which
+    /// keeps being polled but does not keep a finite run alive once every
+    /// real input is done.
+    Background,
 }
 
 /// What a node may use besides its packets: the worker's identity, its

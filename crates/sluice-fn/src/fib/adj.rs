@@ -8,6 +8,7 @@
 //! can fill a slot before any route points to it, and so that neighbour
 //! resolution can set an adjacency's MAC while workers read it.
 
+use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
 use std::sync::atomic::Ordering::{Acquire, Release};
 use std::sync::atomic::{AtomicU32, AtomicU64};
 
@@ -64,6 +65,9 @@ pub struct Adj {
     pub interface: IfIndex,
     /// The neighbour's MAC, once known (`Neighbor` only).
     pub mac: Option<MacAddr>,
+    /// The neighbour's address, to resolve (`Neighbor` without a static
+    /// MAC only).
+    pub addr: Option<IpAddr>,
 }
 
 const RESOLVED: u64 = 1 << 63;
@@ -85,6 +89,9 @@ pub struct AdjTable {
     head: AtomicTable<AtomicU64>,
     /// Per adjacency: RESOLVED | MAC (48 bits).
     mac: AtomicTable<AtomicU64>,
+    /// Per adjacency: the neighbour's address, two words (an IPv4 address
+    /// in the low word); head bits 40..42 say which family.
+    nh: AtomicTable<AtomicU64>,
     /// Per load balance: number of paths.
     lb_paths: AtomicTable<AtomicU32>,
     /// Per load balance: MAX_PATHS adjacency indices.
@@ -97,6 +104,7 @@ impl AdjTable {
         Ok(AdjTable {
             head: AtomicTable::new(adjacencies as usize, false)?,
             mac: AtomicTable::new(adjacencies as usize, false)?,
+            nh: AtomicTable::new(adjacencies as usize * 2, false)?,
             lb_paths: AtomicTable::new(load_balances as usize, false)?,
             lb_buckets: AtomicTable::new(load_balances as usize * MAX_PATHS, false)?,
         })
@@ -113,10 +121,36 @@ impl AdjTable {
     }
 
     /// Writes adjacency `i` (writer only, before any route points to it).
-    pub(crate) fn set(&self, i: u32, kind: AdjKind, interface: IfIndex, mac: Option<MacAddr>) {
-        if let (Some(h), Some(m)) = (self.head.get(i as usize), self.mac.get(i as usize)) {
+    pub(crate) fn set(
+        &self,
+        i: u32,
+        kind: AdjKind,
+        interface: IfIndex,
+        mac: Option<MacAddr>,
+        addr: Option<IpAddr>,
+    ) {
+        let (family, hi, lo) = match addr {
+            None => (0u64, 0, 0),
+            Some(IpAddr::V4(a)) => (1, 0, u64::from(u32::from(a))),
+            Some(IpAddr::V6(a)) => {
+                let v = u128::from(a);
+                (2, (v >> 64) as u64, v as u64)
+            }
+        };
+        let i = i as usize;
+        if let (Some(h), Some(m), Some(n0), Some(n1)) = (
+            self.head.get(i),
+            self.mac.get(i),
+            self.nh.get(2 * i),
+            self.nh.get(2 * i + 1),
+        ) {
             m.store(mac.map_or(0, |m| RESOLVED | mac_word(m)), Release);
-            h.store((kind as u64) | (u64::from(interface) << 8), Release);
+            n0.store(hi, Release);
+            n1.store(lo, Release);
+            h.store(
+                (kind as u64) | (u64::from(interface) << 8) | (family << 40),
+                Release,
+            );
         }
     }
 
@@ -167,17 +201,38 @@ impl AdjTable {
     pub fn get(&self, i: u32) -> Adj {
         let h = self.head.get(i as usize).map_or(0, |h| h.load(Acquire));
         let m = self.mac.get(i as usize).map_or(0, |m| m.load(Acquire));
+        let word = |k: usize| {
+            self.nh
+                .get(2 * i as usize + k)
+                .map_or(0, |w| w.load(Acquire))
+        };
+        let addr = match (h >> 40) & 3 {
+            1 => Some(IpAddr::V4(Ipv4Addr::from(word(1) as u32))),
+            2 => Some(IpAddr::V6(Ipv6Addr::from(
+                (u128::from(word(0)) << 64) | u128::from(word(1)),
+            ))),
+            _ => None,
+        };
         Adj {
             kind: AdjKind::from_u8(h as u8),
             interface: (h >> 8) as u32,
             mac: (m & RESOLVED != 0).then(|| word_mac(m)),
+            addr,
         }
     }
 
-    /// Just the kind and the MAC word of adjacency `i`, for the hot path.
+    /// The kind and interface of adjacency `i`, for the hot path.
     #[inline(always)]
-    pub fn kind(&self, i: u32) -> AdjKind {
-        AdjKind::from_u8(self.head.get(i as usize).map_or(0, |h| h.load(Acquire)) as u8)
+    pub fn kind(&self, i: u32) -> (AdjKind, IfIndex) {
+        let h = self.head.get(i as usize).map_or(0, |h| h.load(Acquire));
+        (AdjKind::from_u8(h as u8), (h >> 8) as u32)
+    }
+
+    /// The neighbour MAC of adjacency `i`, if resolved, for the hot path.
+    #[inline(always)]
+    pub fn mac(&self, i: u32) -> Option<MacAddr> {
+        let m = self.mac.get(i as usize).map_or(0, |m| m.load(Acquire));
+        (m & RESOLVED != 0).then(|| word_mac(m))
     }
 
     /// The paths of load balance `lb`.

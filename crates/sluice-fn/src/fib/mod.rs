@@ -8,4 +8,7 @@ mod table;
 
 pub use adj::{Adj, AdjKind, AdjTable, MAX_PATHS};
 pub use lpm::{Key, Lpm, LpmConfig, LpmError};
-pub use table::{Fib, FibConfig, FibError, Path, Prefix, PrefixError, Route};
+pub use table::{
+    Fib, FibConfig, FibError, NeighborEntry, NeighborState, Path, Prefix, PrefixError,
+    REACHABLE_TIME, Route,
+};

@@ -6,8 +6,8 @@ use std::collections::{HashMap, VecDeque};
 use std::fmt;
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
 use std::str::FromStr;
-use std::sync::atomic::AtomicU32;
-use std::sync::atomic::Ordering::Relaxed;
+use std::sync::atomic::Ordering::{Acquire, Relaxed, Release};
+use std::sync::atomic::{AtomicU32, AtomicU64};
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::{Duration, Instant};
 
@@ -299,9 +299,48 @@ struct Writer {
     lb_of: HashMap<Vec<u32>, u32>,
     lb_paths: HashMap<u32, Vec<u32>>,
     lbs: Slots,
-    /// Neighbour MACs learned by ARP/ND, by interface and address.
-    neighbors: HashMap<(IfIndex, IpAddr), MacAddr>,
+    /// The neighbour table: by interface and address.
+    neighbors: HashMap<(IfIndex, IpAddr), Neighbor>,
 }
+
+/// One neighbour as the writer keeps it.
+#[derive(Debug, Clone, Copy)]
+struct Neighbor {
+    mac: MacAddr,
+    is_static: bool,
+    seen: Instant,
+    /// The host route learning put in the table, to take out on aging.
+    host_route: Option<(u32, Prefix)>,
+}
+
+/// How fresh a neighbour is.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum NeighborState {
+    /// Configured; never ages.
+    Static,
+    /// Heard from within the reachable time.
+    Reachable,
+    /// Not heard from for a while; still used until it ages out.
+    Stale,
+}
+
+/// One row of `show ip neighbors`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct NeighborEntry {
+    /// Interface.
+    pub interface: IfIndex,
+    /// Its address.
+    pub addr: IpAddr,
+    /// Its MAC.
+    pub mac: MacAddr,
+    /// State.
+    pub state: NeighborState,
+    /// Time since last heard from.
+    pub age: Duration,
+}
+
+/// A neighbour not heard from for this long is stale.
+pub const REACHABLE_TIME: Duration = Duration::from_secs(30);
 
 /// The FIB: shared by every worker (lookups) and the control thread (the
 /// only writer).
@@ -313,6 +352,9 @@ pub struct Fib {
     adj: AdjTable,
     /// Per interface: the table its received packets are looked up in.
     if_table: AtomicTable<AtomicU32>,
+    /// Bumped whenever a neighbour is learned or lost, so that nodes
+    /// holding packets for resolution know when to look again.
+    neighbor_generation: AtomicU64,
     writer: Mutex<Writer>,
 }
 
@@ -335,6 +377,7 @@ impl Fib {
             v4,
             v6,
             adj: AdjTable::new(adjacencies, load_balances)?,
+            neighbor_generation: AtomicU64::new(0),
             writer: Mutex::new(Writer {
                 adj_of: HashMap::new(),
                 adj_key: HashMap::new(),
@@ -489,14 +532,13 @@ impl Fib {
         Ok(())
     }
 
-    /// Records that the neighbour `addr` on `interface` has `mac` (or is
-    /// gone, with `None`): every route through it forwards (or stops).
-    pub fn set_neighbor(&self, interface: IfIndex, addr: IpAddr, mac: Option<MacAddr>) {
-        let mut w = self.writer();
-        match mac {
-            Some(m) => w.neighbors.insert((interface, addr), m),
-            None => w.neighbors.remove(&(interface, addr)),
-        };
+    fn update_neighbor_adj(
+        &self,
+        w: &Writer,
+        interface: IfIndex,
+        addr: IpAddr,
+        mac: Option<MacAddr>,
+    ) {
         let key = AdjKey {
             kind: AdjKind::Neighbor,
             interface,
@@ -506,6 +548,149 @@ impl Fib {
         if let Some(&i) = w.adj_of.get(&key) {
             self.adj.set_mac(i, mac);
         }
+        self.neighbor_generation.fetch_add(1, Release);
+    }
+
+    /// Learns (or refreshes) that `addr` on `interface` is at `mac`, from
+    /// ARP or ND. Routes through it start forwarding; if the address is on
+    /// a connected subnet (`on_link`), a host route to it is added so that
+    /// packets for it stop gleaning. A static entry is never changed.
+    /// Returns false if the entry was static and disagreed.
+    pub fn learn_neighbor(
+        &self,
+        interface: IfIndex,
+        addr: IpAddr,
+        mac: MacAddr,
+        on_link: bool,
+    ) -> bool {
+        let mut w = self.writer();
+        let now = Instant::now();
+        if let Some(n) = w.neighbors.get_mut(&(interface, addr)) {
+            if n.is_static {
+                return n.mac == mac;
+            }
+            n.seen = now;
+            if n.mac != mac {
+                n.mac = mac;
+                self.update_neighbor_adj(&w, interface, addr, Some(mac));
+            }
+            return true;
+        }
+        w.neighbors.insert(
+            (interface, addr),
+            Neighbor {
+                mac,
+                is_static: false,
+                seen: now,
+                host_route: None,
+            },
+        );
+        self.update_neighbor_adj(&w, interface, addr, Some(mac));
+        if on_link {
+            let table = self.table_of(interface);
+            let prefix = match addr {
+                IpAddr::V4(a) => Prefix::V4(a, 32),
+                IpAddr::V6(a) => Prefix::V6(a, 128),
+            };
+            let exists = match prefix {
+                Prefix::V4(a, l) => self.v4[table as usize].get(a.into(), l).is_some(),
+                Prefix::V6(a, l) => self.v6[table as usize].get(a.into(), l).is_some(),
+            };
+            if !exists {
+                let r = Route {
+                    table,
+                    prefix,
+                    paths: vec![Path::Via {
+                        interface,
+                        addr: Some(addr),
+                        mac: None,
+                    }],
+                };
+                drop(w);
+                // A full table leaves the destination gleaning: counted
+                // where it is held, never half-applied.
+                if self.add(&r).is_ok()
+                    && let Some(n) = self.writer().neighbors.get_mut(&(interface, addr))
+                {
+                    n.host_route = Some((table, prefix));
+                }
+            }
+        }
+        true
+    }
+
+    /// Configures a neighbour that never ages and that learning never
+    /// overrides.
+    pub fn add_static_neighbor(&self, interface: IfIndex, addr: IpAddr, mac: MacAddr) {
+        let mut w = self.writer();
+        let host_route = w
+            .neighbors
+            .get(&(interface, addr))
+            .and_then(|n| n.host_route);
+        w.neighbors.insert(
+            (interface, addr),
+            Neighbor {
+                mac,
+                is_static: true,
+                seen: Instant::now(),
+                host_route,
+            },
+        );
+        self.update_neighbor_adj(&w, interface, addr, Some(mac));
+    }
+
+    /// Forgets dynamic neighbours not heard from for `max_age`, and the
+    /// host routes learning added for them. Returns how many went.
+    pub fn age_neighbors(&self, max_age: Duration) -> usize {
+        let mut w = self.writer();
+        let old: Vec<_> = w
+            .neighbors
+            .iter()
+            .filter(|(_, n)| !n.is_static && n.seen.elapsed() >= max_age)
+            .map(|(&k, n)| (k, n.host_route))
+            .collect();
+        for &((interface, addr), _) in &old {
+            w.neighbors.remove(&(interface, addr));
+            self.update_neighbor_adj(&w, interface, addr, None);
+        }
+        drop(w);
+        for &(_, host_route) in &old {
+            if let Some((table, prefix)) = host_route {
+                // Gone already if the operator replaced it: nothing to do.
+                let _ = self.remove(table, prefix);
+            }
+        }
+        old.len()
+    }
+
+    /// The neighbour table, sorted.
+    pub fn neighbors(&self) -> Vec<NeighborEntry> {
+        let w = self.writer();
+        let mut v: Vec<_> = w
+            .neighbors
+            .iter()
+            .map(|(&(interface, addr), n)| NeighborEntry {
+                interface,
+                addr,
+                mac: n.mac,
+                state: if n.is_static {
+                    NeighborState::Static
+                } else if n.seen.elapsed() < REACHABLE_TIME {
+                    NeighborState::Reachable
+                } else {
+                    NeighborState::Stale
+                },
+                age: n.seen.elapsed(),
+            })
+            .collect();
+        v.sort_by_key(|e| (e.interface, e.addr));
+        v
+    }
+
+    /// Changes whenever a neighbour is learned, changed or lost.
+    #[inline]
+    pub fn neighbor_generation(&self) -> u64 {
+        self.neighbor_generation.load(Acquire)
     }
 
     /// The value for `paths`, holding a reference to what it points to.
@@ -593,9 +778,9 @@ impl Fib {
         let a = w.adjs.alloc()?;
         let mac = key.mac.or_else(|| {
             key.addr
-                .and_then(|ad| w.neighbors.get(&(key.interface, ad)).copied())
+                .and_then(|ad| w.neighbors.get(&(key.interface, ad)).map(|n| n.mac))
         });
-        self.adj.set(a, key.kind, key.interface, mac);
+        self.adj.set(a, key.kind, key.interface, mac, key.addr);
         w.adj_of.insert(key, a);
         w.adj_key.insert(a, key);
         Some(a)
