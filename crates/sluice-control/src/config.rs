@@ -7,7 +7,7 @@
 //! that is wrong is reported with its key and line.
 
 use std::collections::HashSet;
-use std::net::Ipv4Addr;
+use std::net::{IpAddr, Ipv4Addr};
 use std::ops::Range;
 use std::path::PathBuf;
 use std::str::FromStr;
@@ -17,6 +17,9 @@ use sluice_buf::HugePages;
 use sluice_io::pg::{Ipv4Range, L4, PacketSize, PortRange, StreamSpec};
 use sluice_wire::MacAddr;
 use toml::Spanned;
+
+/// Most routing tables (VRFs) a configuration may use.
+pub const MAX_TABLES: u32 = 1024;
 
 /// A refused configuration.
 #[derive(Debug, thiserror::Error, Clone, PartialEq, Eq)]
@@ -53,8 +56,16 @@ pub struct Config {
     pub interfaces: Vec<Interface>,
     /// Generator streams with the index of their interface.
     pub streams: Vec<(usize, StreamSpec)>,
-    /// IPv4 routes, with interfaces as indices.
+    /// Number of routing tables (VRFs): one more than the highest used.
+    pub tables: u32,
+    /// Per interface, in index order: its table.
+    pub interface_tables: Vec<u32>,
+    /// Interface addresses: interface index, address, prefix length.
+    pub addresses: Vec<(usize, IpAddr, u8)>,
+    /// Routes, with interfaces as indices.
     pub routes: Vec<sluice_fn::Route>,
+    /// Static neighbours: interface index, address, MAC.
+    pub neighbors: Vec<(usize, IpAddr, MacAddr)>,
 }
 
 /// One interface.
@@ -121,6 +132,8 @@ struct RawConfig {
     stream: Vec<RawStream>,
     #[serde(default)]
     route: Vec<RawRoute>,
+    #[serde(default)]
+    neighbor: Vec<RawNeighbor>,
 }
 
 #[derive(Deserialize, Default)]
@@ -147,6 +160,8 @@ struct RawInterface {
     mtu: Option<Spanned<i64>>,
     file: Option<Spanned<String>>,
     repeat: Option<Spanned<i64>>,
+    address: Option<Spanned<Vec<String>>>,
+    table: Option<Spanned<i64>>,
 }
 
 #[derive(Deserialize)]
@@ -181,9 +196,30 @@ struct RawStream {
 #[serde(deny_unknown_fields, rename_all = "kebab-case")]
 struct RawRoute {
     prefix: Spanned<String>,
+    table: Option<Spanned<i64>>,
     interface: Option<Spanned<String>>,
+    via: Option<Spanned<String>>,
     via_mac: Option<Spanned<String>>,
     drop: Option<Spanned<bool>>,
+    prohibit: Option<Spanned<bool>>,
+    unreachable: Option<Spanned<bool>>,
+    path: Option<Vec<RawPath>>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields, rename_all = "kebab-case")]
+struct RawPath {
+    interface: Spanned<String>,
+    via: Option<Spanned<String>>,
+    via_mac: Option<Spanned<String>>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields, rename_all = "kebab-case")]
+struct RawNeighbor {
+    interface: Spanned<String>,
+    ip: Spanned<String>,
+    mac: Spanned<String>,
 }
 
 /// Turns spans into lines and builds value errors.
@@ -647,63 +683,170 @@ impl Config {
             streams.push((itf, spec));
         }
 
-        let mut routes = Vec::new();
+        // Tables and addresses of interfaces.
+        let mut interface_tables = Vec::new();
+        let mut addresses = Vec::new();
+        let mut addrs = sluice_fn::IfAddrs::new(interfaces.len());
+        for (i, r) in raw.interface.iter().enumerate() {
+            let key = |k: &str| format!("interface[{i}].{k}");
+            interface_tables.push(match &r.table {
+                Some(v) => c.int::<u32>(v, &key("table"), 0, i64::from(MAX_TABLES - 1))?,
+                None => 0,
+            });
+            let Some(list) = &r.address else { continue };
+            if interfaces[i].driver.is_input() {
+                return c.err(
+                    list.span(),
+                    key("address"),
+                    format!(
+                        "`{}` cannot transmit, so it cannot have an address",
+                        interfaces[i].name
+                    ),
+                );
+            }
+            for a in list.get_ref() {
+                let bad = |m: String| c.err(list.span(), key("address"), m);
+                let Some((ip, len)) = a.split_once('/').and_then(|(ip, len)| {
+                    Some((ip.parse::<IpAddr>().ok()?, len.parse::<u8>().ok()?))
+                }) else {
+                    return bad(format!(
+                        "`{a}` is not an address like 10.0.0.1/24 or 2001:db8::1/64"
+                    ));
+                };
+                if let Err(e) = addrs.add(i as u32, ip, len) {
+                    return bad(e.to_string());
+                }
+                addresses.push((i, ip, len));
+            }
+        }
+
+        let mut routes: Vec<sluice_fn::Route> = Vec::new();
+        let mut seen = HashSet::new();
         for (i, r) in raw.route.iter().enumerate() {
             let key = |k: &str| format!("route[{i}].{k}");
-            let Some((prefix, len)) = parse_prefix(r.prefix.get_ref()) else {
+            let prefix: sluice_fn::Prefix = match r.prefix.get_ref().parse() {
+                Ok(p) => p,
+                Err(e) => return c.err(r.prefix.span(), key("prefix"), e.to_string()),
+            };
+            let table = match &r.table {
+                Some(v) => c.int::<u32>(v, &key("table"), 0, i64::from(MAX_TABLES - 1))?,
+                None => 0,
+            };
+            if !seen.insert((table, prefix)) {
                 return c.err(
                     r.prefix.span(),
                     key("prefix"),
-                    format!("`{}` is not a prefix like 10.1.0.0/16", r.prefix.get_ref()),
+                    format!("route {prefix} is given twice in table {table}"),
                 );
-            };
-            let drop = r.drop.as_ref().is_some_and(|d| *d.get_ref());
-            let target = match (&r.interface, &r.via_mac, drop) {
-                (None, None, true) => sluice_fn::RouteTarget::Drop,
-                (Some(itf), Some(mac), false) => {
-                    let index = find(itf, key("interface"))?;
-                    if interfaces[index].driver.is_input() {
-                        return c.err(
-                            itf.span(),
-                            key("interface"),
-                            format!("`{}` cannot transmit", itf.get_ref()),
-                        );
-                    }
-                    sluice_fn::RouteTarget::Forward {
-                        interface: index as u32,
-                        mac: c.mac(mac, &key("via-mac"))?,
-                    }
+            }
+            let is_v4 = matches!(prefix, sluice_fn::Prefix::V4(..));
+            let path = |itf: &Spanned<String>,
+                        via: &Option<Spanned<String>>,
+                        via_mac: &Option<Spanned<String>>,
+                        k: &dyn Fn(&str) -> String|
+             -> Result<sluice_fn::Path, ConfigError> {
+                let index = find(itf, k("interface"))?;
+                if interfaces[index].driver.is_input() {
+                    return c.err(
+                        itf.span(),
+                        k("interface"),
+                        format!("`{}` cannot transmit", itf.get_ref()),
+                    );
                 }
+                let addr = match via {
+                    Some(v) => match v.get_ref().parse::<IpAddr>() {
+                        Ok(a) if a.is_ipv4() == is_v4 => Some(a),
+                        _ => {
+                            return c.err(
+                                v.span(),
+                                k("via"),
+                                format!(
+                                    "`{}` is not an IPv{} address",
+                                    v.get_ref(),
+                                    if is_v4 { 4 } else { 6 }
+                                ),
+                            );
+                        }
+                    },
+                    None => None,
+                };
+                let mac = match via_mac {
+                    Some(m) => Some(c.mac(m, &k("via-mac"))?),
+                    None => None,
+                };
+                Ok(match (addr, mac) {
+                    (None, None) => sluice_fn::Path::Connected {
+                        interface: index as u32,
+                    },
+                    _ => sluice_fn::Path::Via {
+                        interface: index as u32,
+                        addr,
+                        mac,
+                    },
+                })
+            };
+            let flag = |f: &Option<Spanned<bool>>| f.as_ref().is_some_and(|d| *d.get_ref());
+            let kinds = [
+                (flag(&r.drop), sluice_fn::Path::Drop),
+                (flag(&r.prohibit), sluice_fn::Path::Prohibit),
+                (flag(&r.unreachable), sluice_fn::Path::Unreachable),
+            ];
+            let special: Vec<_> = kinds
+                .iter()
+                .filter(|(on, _)| *on)
+                .map(|(_, p)| *p)
+                .collect();
+            let paths = match (&r.interface, &r.path, special.as_slice()) {
+                (Some(itf), None, []) => vec![path(itf, &r.via, &r.via_mac, &key)?],
+                (None, Some(list), [])
+                    if !list.is_empty() && list.len() <= sluice_fn::fib::MAX_PATHS =>
+                {
+                    let mut v = Vec::new();
+                    for (k, p) in list.iter().enumerate() {
+                        let pk = |f: &str| format!("route[{i}].path[{k}].{f}");
+                        v.push(path(&p.interface, &p.via, &p.via_mac, &pk)?);
+                    }
+                    v
+                }
+                (None, None, [one]) if r.via.is_none() && r.via_mac.is_none() => vec![*one],
                 _ => {
                     return c.err(
                         r.prefix.span(),
                         key("prefix"),
-                        "a route has either `interface` and `via-mac`, or `drop = true`",
+                        format!(
+                            "a route has one of: `interface` (with `via` and/or `via-mac`, or neither for a connected subnet), 1 to {} `path` entries, or one of `drop`, `prohibit`, `unreachable` = true",
+                            sluice_fn::fib::MAX_PATHS
+                        ),
                     );
                 }
             };
             routes.push(sluice_fn::Route {
+                table,
                 prefix,
-                len,
-                target,
+                paths,
             });
         }
-        // Let the FIB check what only it knows (host bits, duplicates), and
-        // point at the route it names.
-        if let Err(e) = sluice_fn::Ip4Fib::build(&routes, &interface_table(&interfaces)) {
-            let at = match &e {
-                sluice_fn::ip4::FibError::HostBits(p, l, _)
-                | sluice_fn::ip4::FibError::Duplicate(p, l) => {
-                    routes.iter().rposition(|r| r.prefix == *p && r.len == *l)
-                }
-                _ => None,
+
+        let mut neighbors = Vec::new();
+        for (i, n) in raw.neighbor.iter().enumerate() {
+            let key = |k: &str| format!("neighbor[{i}].{k}");
+            let index = find(&n.interface, key("interface"))?;
+            let Ok(ip) = n.ip.get_ref().parse::<IpAddr>() else {
+                return c.err(
+                    n.ip.span(),
+                    key("ip"),
+                    format!("`{}` is not an IP address", n.ip.get_ref()),
+                );
             };
-            let (span, k) = match at {
-                Some(k) => (raw.route[k].prefix.span(), format!("route[{k}].prefix")),
-                None => (0..0, "route".to_string()),
-            };
-            return c.err(span, k, e.to_string());
+            neighbors.push((index, ip, c.mac(&n.mac, &key("mac"))?));
         }
+        let tables = interface_tables
+            .iter()
+            .copied()
+            .chain(routes.iter().map(|r| r.table))
+            .max()
+            .unwrap_or(0)
+            + 1;
 
         Ok(Config {
             buffers,
@@ -713,7 +856,11 @@ impl Config {
             burst,
             interfaces,
             streams,
+            tables,
+            interface_tables,
+            addresses,
             routes,
+            neighbors,
         })
     }
 }

@@ -5,7 +5,7 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
 
 use sluice_buf::{Pool, PoolConfig};
-use sluice_fn::{EthernetInput, Ip4Fib, Ip4Input, Ip4Lookup, Ip4Rewrite};
+use sluice_fn::{Fib, FibConfig, IfAddrs, Router};
 use sluice_graph::iface::{IfStats, Interfaces};
 use sluice_graph::worker::Workers;
 use sluice_graph::{Graph, GraphBuilder, GraphStats, runtime};
@@ -31,7 +31,10 @@ pub enum DataplaneError {
     Graph(#[from] sluice_graph::GraphError),
     /// The routes (a bug: the configuration was checked).
     #[error("routes: {0}")]
-    Fib(#[from] sluice_fn::ip4::FibError),
+    Fib(#[from] sluice_fn::fib::FibError),
+    /// The interface addresses (a bug: the configuration was checked).
+    #[error("addresses: {0}")]
+    Addr(#[from] sluice_fn::addr::AddrError),
     /// Threads.
     #[error("cannot start workers: {0}")]
     Threads(#[from] std::io::Error),
@@ -77,6 +80,34 @@ impl Report {
     }
 }
 
+/// The FIB with the configuration's tables, addresses, routes and static
+/// neighbours, and the router over it.
+fn router(config: &Config, interfaces: &Arc<Interfaces>) -> Result<Router, DataplaneError> {
+    let fib = Arc::new(Fib::new(
+        FibConfig {
+            tables: config.tables,
+            ..FibConfig::default()
+        },
+        interfaces.clone(),
+    )?);
+    for (i, &t) in config.interface_tables.iter().enumerate() {
+        fib.bind(i as u32, t)?;
+    }
+    let mut addrs = IfAddrs::new(interfaces.len());
+    for &(i, ip, len) in &config.addresses {
+        addrs.add(i as u32, ip, len)?;
+    }
+    let router = Router::new(fib.clone(), Arc::new(addrs))?;
+    for &(i, ip, mac) in &config.neighbors {
+        let on_link = router.addrs.on_link(i as u32, ip);
+        fib.add_static_neighbor(i as u32, ip, mac, on_link);
+    }
+    for r in &config.routes {
+        fib.add(r)?;
+    }
+    Ok(router)
+}
+
 impl Dataplane {
     /// Builds everything (pool, tables, one graph per worker) or nothing.
     pub fn build(config: &Config) -> Result<Dataplane, DataplaneError> {
@@ -86,7 +117,7 @@ impl Dataplane {
             lock: true,
         })?;
         let interfaces = Arc::new(config.interface_table());
-        let fib = Arc::new(Ip4Fib::build(&config.routes, &interfaces)?);
+        let router = router(config, &interfaces)?;
         let if_stats = IfStats::new(config.workers, interfaces.len());
         // Measured once here, so no worker spins 20 ms on it mid-stream.
         sluice_graph::clock::hz();
@@ -172,10 +203,9 @@ impl Dataplane {
                     }
                 }
             }
-            b.add(Box::new(EthernetInput::new(&interfaces)))?;
-            b.add(Box::new(Ip4Input::new()))?;
-            b.add(Box::new(Ip4Lookup::new(fib.clone())))?;
-            b.add(Box::new(Ip4Rewrite::new(fib.clone(), &interfaces)))?;
+            for node in router.nodes() {
+                b.add(node)?;
+            }
             graphs.push(b.build(w, pool.cache(batch))?);
         }
         Ok(Dataplane {

@@ -10,7 +10,7 @@ use std::path::PathBuf;
 use sluice_buf::HugePages;
 use sluice_control::DEMO_CONFIG;
 use sluice_control::config::{Config, ConfigError, Driver};
-use sluice_fn::RouteTarget;
+use sluice_fn::{Path, Prefix};
 use sluice_io::pg::{Ipv4Range, L4, PacketSize, PortRange};
 use sluice_wire::MacAddr;
 
@@ -170,35 +170,30 @@ fn demo_parses() {
     );
 
     assert_eq!(c.routes.len(), 4);
-    assert_eq!(c.routes[0].prefix, Ipv4Addr::new(10, 1, 0, 0));
-    assert_eq!(c.routes[0].len, 16);
-    assert_eq!(
-        c.routes[0].target,
-        RouteTarget::Forward {
-            interface: 1,
-            mac: mac("02:00:00:00:01:fe")
-        }
-    );
-    assert_eq!(
-        c.routes[1].target,
-        RouteTarget::Forward {
-            interface: 2,
-            mac: mac("02:00:00:00:02:fe")
-        }
-    );
-    assert_eq!(
-        (c.routes[2].prefix, c.routes[2].len),
-        (Ipv4Addr::new(10, 2, 128, 0), 17)
-    );
+    assert_eq!(c.routes[0].prefix, prefix("10.1.0.0/16"));
+    assert_eq!(c.routes[0].paths, via(1, "02:00:00:00:01:fe"));
+    assert_eq!(c.routes[1].paths, via(2, "02:00:00:00:02:fe"));
+    assert_eq!(c.routes[2].prefix, prefix("10.2.128.0/17"));
     let drops: Vec<_> = c
         .routes
         .iter()
-        .filter(|r| r.target == RouteTarget::Drop)
+        .filter(|r| r.paths == [Path::Drop])
         .collect();
     assert_eq!(drops.len(), 1);
-    assert_eq!(drops[0].prefix, Ipv4Addr::new(10, 2, 255, 0));
-    assert_eq!(drops[0].len, 24);
-    assert_eq!(c.routes[3].target, RouteTarget::Drop);
+    assert_eq!(drops[0].prefix, prefix("10.2.255.0/24"));
+    assert_eq!(c.routes[3].paths, [Path::Drop]);
+}
+
+fn prefix(s: &str) -> Prefix {
+    s.parse().unwrap()
+}
+
+fn via(interface: u32, m: &str) -> Vec<Path> {
+    vec![Path::Via {
+        interface,
+        addr: None,
+        mac: Some(mac(m)),
+    }]
 }
 
 const MINIMAL: &str = r#"[[interface]]
@@ -283,15 +278,8 @@ fn minimal_config_has_the_documented_defaults() {
     );
 
     assert_eq!(c.routes.len(), 1);
-    assert_eq!(c.routes[0].prefix, Ipv4Addr::new(10, 1, 0, 0));
-    assert_eq!(c.routes[0].len, 16);
-    assert_eq!(
-        c.routes[0].target,
-        RouteTarget::Forward {
-            interface: 1,
-            mac: mac("02:00:00:00:01:fe")
-        }
-    );
+    assert_eq!(c.routes[0].prefix, prefix("10.1.0.0/16"));
+    assert_eq!(c.routes[0].paths, via(1, "02:00:00:00:01:fe"));
 }
 
 #[test]
@@ -396,14 +384,8 @@ drop = false
     assert_eq!(s.flows, 4);
     assert_eq!(s.ttl, 0);
     assert_eq!(s.seed, 42);
-    assert_eq!(c.routes[0].len, 0);
-    assert_eq!(
-        c.routes[0].target,
-        RouteTarget::Forward {
-            interface: 2,
-            mac: mac("02:00:00:00:01:fe")
-        }
-    );
+    assert_eq!(c.routes[0].prefix, prefix("0.0.0.0/0"));
+    assert_eq!(c.routes[0].paths, via(2, "02:00:00:00:01:fe"));
 }
 
 #[test]
@@ -1491,8 +1473,9 @@ drop = false
         6,
         "route[0].prefix",
     );
-    // An interface without the next hop's MAC is not enough.
-    refused(
+    // An interface alone is a connected subnet: each destination is
+    // resolved by ARP.
+    let c = parse_ok(
         r#"[[interface]]
 name = "sink0"
 driver = "sink"
@@ -1501,9 +1484,82 @@ driver = "sink"
 prefix = "10.1.0.0/16"
 interface = "sink0"
 "#,
-        6,
-        "route[0].prefix",
     );
+    assert_eq!(c.routes[0].paths, [Path::Connected { interface: 0 }]);
+}
+
+#[test]
+fn routing_settings_parse() {
+    let c = parse_ok(
+        r#"[[interface]]
+name = "if0"
+driver = "sink"
+address = ["10.0.0.1/24", "2001:db8::1/64"]
+table = 2
+
+[[interface]]
+name = "if1"
+driver = "sink"
+
+[[route]]
+prefix = "2001:db8:1::/48"
+table = 2
+interface = "if0"
+via = "2001:db8::2"
+
+[[route]]
+prefix = "0.0.0.0/0"
+path = [{ interface = "if0", via = "10.0.0.2" }, { interface = "if1", via-mac = "02:00:00:00:00:09" }]
+
+[[route]]
+prefix = "10.9.0.0/16"
+prohibit = true
+
+[[neighbor]]
+interface = "if0"
+ip = "10.0.0.2"
+mac = "02:00:00:00:00:02"
+"#,
+    );
+    assert_eq!(c.tables, 3);
+    assert_eq!(c.interface_tables, [2, 0]);
+    assert_eq!(c.addresses.len(), 2);
+    assert_eq!(c.routes[0].table, 2);
+    assert_eq!(c.routes[1].paths.len(), 2);
+    assert_eq!(c.routes[2].paths, [Path::Prohibit]);
+    assert_eq!(c.neighbors.len(), 1);
+}
+
+#[test]
+fn bad_routing_settings_are_refused() {
+    let base = "[[interface]]\nname = \"if0\"\ndriver = \"sink\"\n";
+    for (extra, line, key) in [
+        ("address = [\"10.0.0.1\"]\n", 4, "interface[0].address"),
+        ("address = [\"224.0.0.1/24\"]\n", 4, "interface[0].address"),
+        ("table = 5000\n", 4, "interface[0].table"),
+        (
+            "\n[[route]]\nprefix = \"10.0.0.0/8\"\ninterface = \"if0\"\nvia = \"2001:db8::1\"\n",
+            8,
+            "route[0].via",
+        ),
+        (
+            "\n[[route]]\nprefix = \"10.0.0.0/8\"\ndrop = true\n\n[[route]]\nprefix = \"10.0.0.0/8\"\nprohibit = true\n",
+            10,
+            "route[1].prefix",
+        ),
+        (
+            "\n[[route]]\nprefix = \"10.0.0.0/8\"\npath = []\n",
+            6,
+            "route[0].prefix",
+        ),
+        (
+            "\n[[neighbor]]\ninterface = \"if0\"\nip = \"banana\"\nmac = \"02:00:00:00:00:01\"\n",
+            7,
+            "neighbor[0].ip",
+        ),
+    ] {
+        refused(&format!("{base}{extra}"), line, key);
+    }
 }
 
 #[test]

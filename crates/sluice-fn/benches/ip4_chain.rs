@@ -29,7 +29,7 @@ use std::sync::{Arc, Mutex};
 use criterion::measurement::{Measurement, ValueFormatter};
 use criterion::{BatchSize, Criterion, Throughput, criterion_group, criterion_main};
 use sluice_buf::{BufCache, HugePages, Pool, PoolConfig};
-use sluice_fn::{EthernetInput, Ip4Fib, Ip4Input, Ip4Lookup, Ip4Rewrite, Route, RouteTarget};
+use sluice_fn::{Fib, FibConfig, IfAddrs, Path, Prefix, Route, Router};
 use sluice_graph::clock::cycles;
 use sluice_graph::iface::{IfStats, Interfaces};
 use sluice_graph::{Cx, Frame, Graph, GraphBuilder, Next, Node, NodeSpec, runtime};
@@ -146,27 +146,30 @@ fn chain(pool: &Pool) -> Graph {
     let ifs = interfaces();
     let via = |k| MacAddr([2, 0, 0, 0, k, 0xfe]);
     let route = |a: [u8; 4], len, k: u32| Route {
-        prefix: Ipv4Addr::from(a),
-        len,
-        target: RouteTarget::Forward {
+        table: 0,
+        prefix: Prefix::V4(Ipv4Addr::from(a), len),
+        paths: vec![Path::Via {
             interface: k,
-            mac: via(k as u8),
-        },
+            addr: None,
+            mac: Some(via(k as u8)),
+        }],
     };
-    let routes = [
+    let fib = Arc::new(Fib::new(FibConfig::default(), ifs.clone()).unwrap());
+    for r in [
         route([10, 1, 0, 0], 16, 1),
         route([10, 2, 0, 0], 16, 2),
         route([10, 2, 128, 0], 17, 1),
         route([10, 1, 77, 0], 24, 2),
         route([10, 1, 77, 128], 25, 1),
-    ];
-    let fib = Arc::new(Ip4Fib::build(&routes, &ifs).unwrap());
+    ] {
+        fib.add(&r).unwrap();
+    }
+    let router = Router::new(fib, Arc::new(IfAddrs::new(ifs.len()))).unwrap();
     let stats = IfStats::new(1, ifs.len());
     let mut b = GraphBuilder::new();
-    b.add(Box::new(EthernetInput::new(&ifs))).unwrap();
-    b.add(Box::new(Ip4Input::new())).unwrap();
-    b.add(Box::new(Ip4Lookup::new(fib.clone()))).unwrap();
-    b.add(Box::new(Ip4Rewrite::new(fib, &ifs))).unwrap();
+    for n in router.nodes() {
+        b.add(n).unwrap();
+    }
     for k in 1..3 {
         let name = format!("sink{}", k - 1);
         b.add(Box::new(InterfaceOutput::new(

@@ -155,7 +155,10 @@ impl IfAddrs {
                     Prefix::V6(u128::from(a).masked(len).into(), len),
                 ),
             };
-            if net != host {
+            // A link-local subnet is on every interface at once: one
+            // table cannot say which, so only the address itself goes in.
+            let link_local = matches!(addr, IpAddr::V6(a) if a.is_unicast_link_local());
+            if net != host && !link_local {
                 out.push(Route {
                     table,
                     prefix: net,

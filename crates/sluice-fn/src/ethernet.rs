@@ -3,6 +3,9 @@
 //! Parses the Ethernet header and up to two VLAN tags, accepts a frame only
 //! if it is addressed to the receiving interface (or is broadcast or
 //! multicast), strips the L2 header and hands the L3 packet on by EtherType.
+//! ARP keeps its L2 header: `arp-input` answers with a whole frame.
+//! `meta.l3_offset` keeps the length of the L2 header, so that a node can
+//! take it back (`prepend`).
 
 use std::sync::Arc;
 
@@ -15,24 +18,22 @@ pub const NAME: &str = "ethernet-input";
 
 mod next {
     pub const IP4: usize = 0;
+    pub const IP6: usize = 1;
+    pub const ARP: usize = 2;
 }
 
 mod error {
     pub const TOO_SHORT: usize = 0;
     pub const MAC_MISMATCH: usize = 1;
     pub const BAD_VLAN: usize = 2;
-    pub const IP6: usize = 3;
-    pub const ARP: usize = 4;
-    pub const UNKNOWN_ETHERTYPE: usize = 5;
-    pub const UNKNOWN_INTERFACE: usize = 6;
+    pub const UNKNOWN_ETHERTYPE: usize = 3;
+    pub const UNKNOWN_INTERFACE: usize = 4;
 }
 
 const ERRORS: &[ErrorSpec] = &[
     ErrorSpec::error("too-short", "frame shorter than an Ethernet header"),
     ErrorSpec::info("l3-mac-mismatch", "unicast frame for another MAC address"),
     ErrorSpec::error("bad-vlan", "truncated VLAN tag or more than two tags"),
-    ErrorSpec::info("ip6-disabled", "IPv6 frame, no IPv6 forwarding configured"),
-    ErrorSpec::info("arp-disabled", "ARP frame, no ARP handling configured"),
     ErrorSpec::info("unknown-ethertype", "EtherType with no handler"),
     ErrorSpec::error(
         "unknown-interface",
@@ -79,22 +80,32 @@ impl EthernetInput {
         };
         let next = match ethertype {
             EtherType::IPV4 => next::IP4,
-            EtherType::IPV6 => return Err(error::IP6),
-            EtherType::ARP => return Err(error::ARP),
+            EtherType::IPV6 => next::IP6,
+            EtherType::ARP => next::ARP,
             _ => return Err(error::UNKNOWN_ETHERTYPE),
         };
         let meta = pkt.meta_mut();
         meta.vlan = vlan;
-        meta.l3_offset = 0;
-        // l3_offset ≤ 22 ≤ the frame length, checked above or by the walk.
-        pkt.advance(l3_offset).map_err(|_| error::TOO_SHORT)?;
+        meta.l3_offset = l3_offset as u16;
+        if next != next::ARP {
+            // l3_offset ≤ 22 ≤ the frame length, checked above or by the walk.
+            pkt.advance(l3_offset).map_err(|_| error::TOO_SHORT)?;
+        }
         Ok(next)
     }
 }
 
 impl Node for EthernetInput {
     fn spec(&self) -> NodeSpec {
-        NodeSpec::internal(NAME, &[crate::ip4::input::NAME], ERRORS)
+        NodeSpec::internal(
+            NAME,
+            &[
+                crate::ip4::input::NAME,
+                crate::ip6::input::NAME,
+                crate::ip4::arp::NAME,
+            ],
+            ERRORS,
+        )
     }
 
     fn process(&mut self, _cx: &mut Cx<'_>, input: &mut Frame, out: &mut Next<'_>) {

@@ -16,19 +16,34 @@ pub mod addr;
 pub mod ethernet;
 pub mod fib;
 pub mod host;
+pub mod ip;
 pub mod ip4;
+pub mod ip6;
+pub mod router;
 
+pub use addr::IfAddrs;
 pub use ethernet::EthernetInput;
+pub use fib::{Fib, FibConfig, Path, Prefix, Route};
+pub use router::Router;
 
 /// The names of every node this crate makes, so that nothing else (an
 /// interface's `<name>-input`, say) can take one of them.
 pub const NODE_NAMES: &[&str] = &[
     ethernet::NAME,
     ip4::input::NAME,
-    ip4::lookup::NAME,
-    ip4::rewrite::NAME,
+    ip4::arp::NAME,
+    ip6::input::NAME,
+    "ip4-lookup",
+    "ip6-lookup",
+    "ip4-rewrite",
+    "ip6-rewrite",
+    "ip4-local",
+    "ip6-local",
+    "ip4-icmp-error",
+    "ip6-icmp-error",
+    "ip4-arp",
+    "ip6-nd",
 ];
-pub use ip4::{Adjacency, Ip4Fib, Ip4Input, Ip4Lookup, Ip4Rewrite, Route, RouteTarget};
 
 /// The README's example node, compiled and run as a doctest so that it
 /// cannot drift from the API.

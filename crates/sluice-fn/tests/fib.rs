@@ -277,7 +277,7 @@ fn neighbours_resolve_routes_through_them() {
     assert_eq!(fib.resolve(0, ip("8.8.8.8"), 0).unwrap().mac, None);
     assert!(fib.neighbors().is_empty());
     // A neighbour known before the route is used at once.
-    fib.add_static_neighbor(2, ip("10.0.1.2"), mac);
+    fib.add_static_neighbor(2, ip("10.0.1.2"), mac, false);
     assert!(!fib.learn_neighbor(2, ip("10.0.1.2"), MacAddr([2, 0, 0, 0, 6, 6]), false));
     assert_eq!(fib.age_neighbors(std::time::Duration::ZERO), 0);
     let nh2 = Path::Via {

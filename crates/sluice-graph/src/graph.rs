@@ -162,7 +162,7 @@ impl GraphBuilder {
         };
         let n = self.nodes.len();
         let inputs: Vec<usize> = (0..n)
-            .filter(|&i| self.nodes[i].0.kind == NodeKind::Input)
+            .filter(|&i| matches!(self.nodes[i].0.kind, NodeKind::Input | NodeKind::Background))
             .collect();
         Ok(Graph {
             worker,

@@ -9,6 +9,9 @@ pub enum NodeKind {
     Input,
     /// Runs when packets are pending for it ([`Node::process`]).
     Internal,
+    /// An internal node that is also polled for its timers (retries,
+    /// aging): packets it sends from `poll` are not counted as received.
+    Background,
 }
 
 /// How bad a counted drop is, for `show errors`.
@@ -51,6 +54,15 @@ impl ErrorSpec {
             name,
             description,
             severity: Severity::Error,
+        }
+    }
+
+    /// An error counter of severity `Warn`.
+    pub const fn warn(name: &'static str, description: &'static str) -> ErrorSpec {
+        ErrorSpec {
+            name,
+            description,
+            severity: Severity::Warn,
         }
     }
 

@@ -95,7 +95,11 @@ fn demo_prints_runtime_with_clocks_for_every_node() {
     }
     let pg = rows.iter().find(|r| r.0 == "pg0-input").unwrap();
     assert!(pg.1 >= 10_000_000, "the demo sends at least 10M packets");
-    for reason in ["ip4 ttl <= 1", "matches no route", "matches a drop route"] {
+    for reason in [
+        "ttl / hop limit <= 1",
+        "matches no route",
+        "matches a drop route",
+    ] {
         assert!(out.contains(reason), "{reason}:\n{out}");
     }
     assert!(out.contains("Mpps"), "{out}");
@@ -220,7 +224,7 @@ via-mac = "02:00:00:00:00:fe"
         "the jumbo frame went through"
     );
     let out = text(&o);
-    assert!(out.contains("ip4 ttl <= 1"), "{out}");
+    assert!(out.contains("ttl / hop limit <= 1"), "{out}");
     assert!(out.contains("matches no route"), "{out}");
 }
 

@@ -16,8 +16,9 @@ pub struct Meta {
     pub rx_if: u32,
     /// Interface the packet is to be sent on.
     pub tx_if: u32,
-    /// Offset of the L3 header from the start of the current data, as found
-    /// by the L2 input node.
+    /// Offset of the L3 header from the start of the L2 header, as found
+    /// by the L2 input node; once that node has stripped the L2 header, how
+    /// far back (`prepend`) the frame starts.
     pub l3_offset: u16,
     /// Offset of the L4 header from the start of the current data.
     pub l4_offset: u16,

@@ -49,6 +49,8 @@ pub const BATCH: usize = 256;
 pub trait Key: Copy + Eq + Hash + Ord + Debug + Send + Sync + 'static {
     /// Width in bits.
     const BITS: u32;
+    /// The all-zero address.
+    const ZERO: Self;
     /// `n` bits (≤ 24) starting `from` bits below the most significant.
     fn slice(self, from: u32, n: u32) -> usize;
     /// The top `len` bits, the rest zero.
@@ -57,6 +59,7 @@ pub trait Key: Copy + Eq + Hash + Ord + Debug + Send + Sync + 'static {
 
 impl Key for u32 {
     const BITS: u32 = 32;
+    const ZERO: u32 = 0;
     #[inline(always)]
     fn slice(self, from: u32, n: u32) -> usize {
         let shifted = self.checked_shl(from).unwrap_or(0);
@@ -70,6 +73,7 @@ impl Key for u32 {
 
 impl Key for u128 {
     const BITS: u32 = 128;
+    const ZERO: u128 = 0;
     #[inline(always)]
     fn slice(self, from: u32, n: u32) -> usize {
         let shifted = self.checked_shl(from).unwrap_or(0);

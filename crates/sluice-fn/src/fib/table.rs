@@ -75,8 +75,8 @@ pub enum PrefixError {
     #[error("`{0}` is not address/length")]
     Syntax(String),
     /// Length past the address width.
-    #[error("prefix length {0} is too long")]
-    Length(u8),
+    #[error("`{0}`: prefix length {1} is too long")]
+    Length(String, u8),
     /// Bits set past the length.
     #[error("{0} has host bits set (did you mean {1}?)")]
     HostBits(String, String),
@@ -91,7 +91,7 @@ impl FromStr for Prefix {
         let p = match a.parse::<IpAddr>().map_err(|_| syntax())? {
             IpAddr::V4(a) if len <= 32 => Prefix::V4(a, len),
             IpAddr::V6(a) if len <= 128 => Prefix::V6(a, len),
-            _ => return Err(PrefixError::Length(len)),
+            _ => return Err(PrefixError::Length(s.to_string(), len)),
         };
         let net = p.network();
         if net != p {
@@ -563,26 +563,51 @@ impl Fib {
         mac: MacAddr,
         on_link: bool,
     ) -> bool {
+        self.set_neighbor(interface, addr, mac, false, on_link)
+    }
+
+    /// Configures a neighbour that never ages and that learning never
+    /// overrides; `on_link` as for [`Fib::learn_neighbor`].
+    pub fn add_static_neighbor(
+        &self,
+        interface: IfIndex,
+        addr: IpAddr,
+        mac: MacAddr,
+        on_link: bool,
+    ) {
+        self.set_neighbor(interface, addr, mac, true, on_link);
+    }
+
+    fn set_neighbor(
+        &self,
+        interface: IfIndex,
+        addr: IpAddr,
+        mac: MacAddr,
+        is_static: bool,
+        on_link: bool,
+    ) -> bool {
         let mut w = self.writer();
         let now = Instant::now();
-        if let Some(n) = w.neighbors.get_mut(&(interface, addr)) {
-            if n.is_static {
-                return n.mac == mac;
+        let host_route = match w.neighbors.get_mut(&(interface, addr)) {
+            Some(n) if n.is_static && !is_static => return n.mac == mac,
+            Some(n) => {
+                n.seen = now;
+                n.is_static = is_static;
+                if n.mac != mac {
+                    n.mac = mac;
+                    self.update_neighbor_adj(&w, interface, addr, Some(mac));
+                }
+                return true;
             }
-            n.seen = now;
-            if n.mac != mac {
-                n.mac = mac;
-                self.update_neighbor_adj(&w, interface, addr, Some(mac));
-            }
-            return true;
-        }
+            None => None,
+        };
         w.neighbors.insert(
             (interface, addr),
             Neighbor {
                 mac,
-                is_static: false,
+                is_static,
                 seen: now,
-                host_route: None,
+                host_route,
             },
         );
         self.update_neighbor_adj(&w, interface, addr, Some(mac));
@@ -617,26 +642,6 @@ impl Fib {
             }
         }
         true
-    }
-
-    /// Configures a neighbour that never ages and that learning never
-    /// overrides.
-    pub fn add_static_neighbor(&self, interface: IfIndex, addr: IpAddr, mac: MacAddr) {
-        let mut w = self.writer();
-        let host_route = w
-            .neighbors
-            .get(&(interface, addr))
-            .and_then(|n| n.host_route);
-        w.neighbors.insert(
-            (interface, addr),
-            Neighbor {
-                mac,
-                is_static: true,
-                seen: Instant::now(),
-                host_route,
-            },
-        );
-        self.update_neighbor_adj(&w, interface, addr, Some(mac));
     }
 
     /// Forgets dynamic neighbours not heard from for `max_age`, and the

@@ -1,5 +1,6 @@
-//! `ip4-input`: checks that a packet is a well-formed IPv4 packet that may be
-//! forwarded, before anything trusts its header.
+//! `ip4-input`: checks that a packet is a well-formed IPv4 packet before
+//! anything trusts its header. The TTL is checked later, by `ip4-rewrite`,
+//! because a packet for this host may arrive with a TTL of 1.
 
 use sluice_graph::{Cx, ErrorSpec, Frame, Next, Node, NodeSpec};
 use sluice_wire::checksum;
@@ -13,7 +14,6 @@ mod error {
     pub const BAD_HEADER_LENGTH: usize = 2;
     pub const BAD_LENGTH: usize = 3;
     pub const BAD_CHECKSUM: usize = 4;
-    pub const TTL_EXPIRED: usize = 5;
 }
 
 const ERRORS: &[ErrorSpec] = &[
@@ -25,7 +25,6 @@ const ERRORS: &[ErrorSpec] = &[
     ),
     ErrorSpec::error("bad-length", "ip4 total length disagrees with the packet"),
     ErrorSpec::error("bad-checksum", "ip4 header checksum is wrong"),
-    ErrorSpec::info("ttl-expired", "ip4 ttl <= 1, cannot be forwarded"),
 ];
 
 /// `ip4-input`.
@@ -75,9 +74,6 @@ impl Ip4Input {
         if checksum::finish(sum) != 0 {
             return Err(error::BAD_CHECKSUM);
         }
-        if d[8] <= 1 {
-            return Err(error::TTL_EXPIRED);
-        }
         // Drop Ethernet padding past the IP datagram.
         if total < total_len {
             pkt.truncate(total).map_err(|_| error::BAD_LENGTH)?;
@@ -88,7 +84,7 @@ impl Ip4Input {
 
 impl Node for Ip4Input {
     fn spec(&self) -> NodeSpec {
-        NodeSpec::internal(NAME, &[super::lookup::NAME], ERRORS)
+        NodeSpec::internal(NAME, &["ip4-lookup"], ERRORS)
     }
 
     fn process(&mut self, _cx: &mut Cx<'_>, input: &mut Frame, out: &mut Next<'_>) {

@@ -1,11 +1,8 @@
-//! IPv4 forwarding: `ip4-input` → `ip4-lookup` → `ip4-rewrite`.
+//! IPv4: `ip4-input` checks packets before the shared routing path
+//! ([`crate::ip`]) trusts them; `arp-input` answers and learns ARP.
 
-mod fib;
+pub mod arp;
 pub mod input;
-pub mod lookup;
-pub mod rewrite;
 
-pub use fib::{Adjacency, FibError, Ip4Fib, Route, RouteTarget};
+pub use arp::ArpInput;
 pub use input::Ip4Input;
-pub use lookup::Ip4Lookup;
-pub use rewrite::Ip4Rewrite;

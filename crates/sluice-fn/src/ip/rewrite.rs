@@ -1,0 +1,152 @@
+//! `ip4-rewrite` / `ip6-rewrite`: the TTL (hop limit) and MTU checks of a
+//! router, then the next hop's Ethernet header, then the interface.
+
+use std::marker::PhantomData;
+use std::sync::Arc;
+
+use sluice_graph::iface::Interfaces;
+use sluice_graph::{Cx, ErrorSpec, Frame, Next, Node, NodeSpec};
+use sluice_wire::MacAddr;
+
+use super::{Family, Unreachable};
+use crate::fib::{AdjKind, Fib};
+
+mod next {
+    pub const RESOLVE: usize = 0;
+    pub const ICMP_ERROR: usize = 1;
+    /// Interface outputs start here.
+    pub const OUTPUT: usize = 2;
+}
+
+mod error {
+    pub const BAD_ADJACENCY: usize = 0;
+    pub const TTL_EXPIRED: usize = 1;
+    pub const MTU_EXCEEDED: usize = 2;
+    pub const NO_FRAGMENTATION: usize = 3;
+    pub const NO_HEADROOM: usize = 4;
+    pub const TOO_SHORT: usize = 5;
+}
+
+const ERRORS: &[ErrorSpec] = &[
+    ErrorSpec::error("bad-adjacency", "packet carries no usable adjacency"),
+    ErrorSpec::info(
+        "ttl-expired",
+        "ttl / hop limit <= 1 (ICMP time exceeded sent)",
+    ),
+    ErrorSpec::info(
+        "mtu-exceeded",
+        "larger than the outgoing MTU, DF (ICMP sent)",
+    ),
+    ErrorSpec::info(
+        "fragmentation-not-supported",
+        "larger than the outgoing MTU, fragmentation allowed but not done",
+    ),
+    ErrorSpec::error("no-headroom", "no room for the Ethernet header"),
+    ErrorSpec::error("too-short", "packet shorter than its IP header"),
+];
+
+struct Out {
+    next: usize,
+    mac: MacAddr,
+    mtu: u16,
+}
+
+/// The rewrite node of family `F`.
+pub struct Rewrite<F: Family> {
+    fib: Arc<Fib>,
+    outputs: Vec<String>,
+    /// Per interface index: its next index, MAC and MTU, if it can send.
+    out_of_if: Vec<Option<Out>>,
+    _family: PhantomData<F>,
+}
+
+impl<F: Family> Rewrite<F> {
+    /// A rewrite node able to send on every interface of `fib` that has
+    /// an output node.
+    pub fn new(fib: Arc<Fib>) -> Rewrite<F> {
+        let interfaces: Arc<Interfaces> = fib.interfaces().clone();
+        let mut outputs = Vec::new();
+        let out_of_if = interfaces
+            .iter()
+            .map(|i| {
+                i.output_node.as_ref().map(|n| {
+                    outputs.push(n.clone());
+                    Out {
+                        next: next::OUTPUT + outputs.len() - 1,
+                        mac: i.mac,
+                        mtu: i.mtu,
+                    }
+                })
+            })
+            .collect();
+        Rewrite {
+            fib,
+            outputs,
+            out_of_if,
+            _family: PhantomData,
+        }
+    }
+
+    #[inline]
+    fn rewrite(&self, pkt: &mut sluice_buf::Packet) -> Result<usize, usize> {
+        let adjs = self.fib.adj();
+        let adj = pkt.meta().adj;
+        let (kind, interface) = adjs.kind(adj);
+        if kind != AdjKind::Neighbor {
+            return Err(error::BAD_ADJACENCY);
+        }
+        let Some(mac) = adjs.mac(adj) else {
+            // Lost its neighbour since the lookup: resolve again.
+            return Ok(next::RESOLVE);
+        };
+        let out = self
+            .out_of_if
+            .get(interface as usize)
+            .and_then(Option::as_ref)
+            .ok_or(error::BAD_ADJACENCY)?;
+        let total = pkt.total_len();
+        let hdr = pkt.data_mut();
+        let Some(&ttl) = hdr.get(F::TTL) else {
+            return Err(error::TOO_SHORT);
+        };
+        if ttl <= 1 {
+            Unreachable::TimeExceeded.mark(pkt, 0);
+            return Err(error::TTL_EXPIRED);
+        }
+        if total > usize::from(out.mtu) {
+            if F::may_fragment(hdr) {
+                return Err(error::NO_FRAGMENTATION);
+            }
+            Unreachable::TooBig.mark(pkt, u32::from(out.mtu));
+            return Err(error::MTU_EXCEEDED);
+        }
+        F::decrement_ttl(hdr);
+        let l2 = pkt.prepend(14).map_err(|_| error::NO_HEADROOM)?;
+        l2[0..6].copy_from_slice(&mac.0);
+        l2[6..12].copy_from_slice(&out.mac.0);
+        l2[12..14].copy_from_slice(&F::ETHERTYPE.to_be_bytes());
+        pkt.meta_mut().tx_if = interface;
+        Ok(out.next)
+    }
+}
+
+impl<F: Family> Node for Rewrite<F> {
+    fn spec(&self) -> NodeSpec {
+        let mut next = vec![F::RESOLVE, F::ICMP_ERROR];
+        next.extend(self.outputs.iter().map(String::as_str));
+        NodeSpec::internal(F::REWRITE, &next, ERRORS)
+    }
+
+    fn process(&mut self, _cx: &mut Cx<'_>, input: &mut Frame, out: &mut Next<'_>) {
+        for mut pkt in input.drain(..) {
+            match self.rewrite(&mut pkt) {
+                Ok(next) => out.send(next, pkt),
+                Err(e @ (error::TTL_EXPIRED | error::MTU_EXCEEDED)) => {
+                    out.count(e, 1);
+                    out.send(next::ICMP_ERROR, pkt);
+                }
+                Err(e) => out.drop(pkt, e),
+            }
+        }
+    }
+}

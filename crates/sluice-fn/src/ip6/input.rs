@@ -1,0 +1,108 @@
+//! `ip6-input`: checks that a packet is a well-formed IPv6 packet, and
+//! sends the link-scope multicast this host listens to (all-nodes,
+//! all-routers, its solicited-node groups: what Neighbour Discovery
+//! uses) to `ip6-local`, the rest to `ip6-lookup`.
+
+use std::net::Ipv6Addr;
+use std::sync::Arc;
+
+use sluice_graph::{Cx, ErrorSpec, Frame, Next, Node, NodeSpec};
+
+use crate::addr::IfAddrs;
+use crate::host::nd;
+
+/// The node's name.
+pub const NAME: &str = "ip6-input";
+
+mod next {
+    pub const LOOKUP: usize = 0;
+    pub const LOCAL: usize = 1;
+}
+
+mod error {
+    pub const TOO_SHORT: usize = 0;
+    pub const BAD_VERSION: usize = 1;
+    pub const BAD_LENGTH: usize = 2;
+    pub const BAD_SOURCE: usize = 3;
+    pub const MULTICAST: usize = 4;
+}
+
+const ERRORS: &[ErrorSpec] = &[
+    ErrorSpec::error("too-short", "ip6 packet shorter than 40 bytes"),
+    ErrorSpec::error("bad-version", "ip6 version is not 6"),
+    ErrorSpec::error("bad-length", "ip6 payload length past the packet"),
+    ErrorSpec::error("bad-source", "ip6 source is multicast"),
+    ErrorSpec::info(
+        "multicast-not-forwarded",
+        "ip6 multicast for a group this host is not in",
+    ),
+];
+
+/// `ip6-input`.
+pub struct Ip6Input {
+    addrs: Arc<IfAddrs>,
+}
+
+impl Ip6Input {
+    /// The node, knowing the addresses whose solicited-node groups it joins.
+    pub fn new(addrs: Arc<IfAddrs>) -> Ip6Input {
+        Ip6Input { addrs }
+    }
+
+    fn check(&self, pkt: &mut sluice_buf::Packet) -> Result<usize, usize> {
+        let total_len = pkt.total_len();
+        let d = pkt.data();
+        let Some(h) = d.get(..40) else {
+            return Err(error::TOO_SHORT);
+        };
+        if h[0] >> 4 != 6 {
+            return Err(error::BAD_VERSION);
+        }
+        let total = 40 + usize::from(u16::from_be_bytes([h[4], h[5]]));
+        if total > total_len {
+            return Err(error::BAD_LENGTH);
+        }
+        if h[8] == 0xff {
+            return Err(error::BAD_SOURCE);
+        }
+        let mut next = next::LOOKUP;
+        if h[24] == 0xff {
+            let mut dst = [0u8; 16];
+            dst.copy_from_slice(&h[24..40]);
+            let dst = Ipv6Addr::from(dst);
+            let rx = pkt.meta().rx_if;
+            let joined = dst == nd::ALL_NODES
+                || dst == Ipv6Addr::new(0xff02, 0, 0, 0, 0, 0, 0, 2)
+                || (nd::is_solicited_node(dst)
+                    && self
+                        .addrs
+                        .v6(rx)
+                        .iter()
+                        .any(|&(a, _)| nd::solicited_node(a) == dst));
+            if !joined {
+                return Err(error::MULTICAST);
+            }
+            next = next::LOCAL;
+        }
+        // Drop Ethernet padding past the datagram.
+        if total < total_len {
+            pkt.truncate(total).map_err(|_| error::BAD_LENGTH)?;
+        }
+        Ok(next)
+    }
+}
+
+impl Node for Ip6Input {
+    fn spec(&self) -> NodeSpec {
+        NodeSpec::internal(NAME, &["ip6-lookup", "ip6-local"], ERRORS)
+    }
+
+    fn process(&mut self, _cx: &mut Cx<'_>, input: &mut Frame, out: &mut Next<'_>) {
+        for mut pkt in input.drain(..) {
+            match self.check(&mut pkt) {
+                Ok(n) => out.send(n, pkt),
+                Err(e) => out.drop(pkt, e),
+            }
+        }
+    }
+}
