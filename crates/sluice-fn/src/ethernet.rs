@@ -68,9 +68,12 @@ impl EthernetInput {
         if h[0] & 1 == 0 && h[..6] != my_mac.0 {
             return Err(error::MAC_MISMATCH);
         }
-        // The common case, untagged IPv4, without the VLAN walk.
-        let (ethertype, l3_offset, vlan) = if h[12..14] == EtherType::IPV4.0.to_be_bytes() {
+        // The common cases, untagged IPv4 and IPv6, without the VLAN walk.
+        let et = [h[12], h[13]];
+        let (ethertype, l3_offset, vlan) = if et == EtherType::IPV4.0.to_be_bytes() {
             (EtherType::IPV4, 14, 0)
+        } else if et == EtherType::IPV6.0.to_be_bytes() {
+            (EtherType::IPV6, 14, 0)
         } else {
             let l2 = EthernetFrame::new_unchecked(data)
                 .l3()

@@ -148,6 +148,9 @@ pub struct Lpm<K: Key> {
     root: AtomicTable<AtomicU32>,
     groups: AtomicTable<AtomicU32>,
     max_groups: u32,
+    /// Groups in use, for readers choosing how to walk (the writer's
+    /// count is behind the lock).
+    groups_used: AtomicU32,
     rib: Mutex<Rib<K>>,
 }
 
@@ -174,6 +177,7 @@ impl<K: Key> Lpm<K> {
             root: AtomicTable::new(1 << r, config.huge_pages)?,
             groups: AtomicTable::new(max_groups as usize * GROUP_SIZE, config.huge_pages)?,
             max_groups,
+            groups_used: AtomicU32::new(0),
             rib: Mutex::new(Rib {
                 routes: HashMap::new(),
                 per_len: vec![0; K::BITS as usize + 1],
@@ -327,6 +331,7 @@ impl<K: Key> Lpm<K> {
                 // `insert` checked there is a group left for every level.
                 let g = rib.groups_used;
                 rib.groups_used += 1;
+                self.groups_used.store(rib.groups_used, Relaxed);
                 let start = g as usize * GROUP_SIZE;
                 for c in &self.groups[start..start + GROUP_SIZE] {
                     c.store(cur, Relaxed);
@@ -358,6 +363,15 @@ impl<K: Key> Lpm<K> {
             Paint::Remove { len, with } if depth(cur) == len => e.store(with, Release),
             _ => {}
         }
+    }
+
+    /// Whether the trie is small enough to stay in cache (its groups fit in
+    /// 256 KiB), so that walking a batch key by key beats prefetching
+    /// level by level. The root is not counted: only the entries routes
+    /// painted are touched, and a small table paints few.
+    #[inline]
+    pub fn is_cache_resident(&self) -> bool {
+        self.groups_used.load(Relaxed) <= 256
     }
 
     /// The value of the longest prefix matching `key`, or 0 if none does.

@@ -81,27 +81,41 @@ impl<F: Family> Node for Lookup<F> {
             // interfaces of one table; a packet from another table ends
             // the batch and starts the next.
             let table = fib.table_of(input[0].meta().rx_if);
-            let n = input
-                .iter()
-                .take(BATCH)
-                .take_while(|p| fib.table_of(p.meta().rx_if) == table)
-                .count();
-            self.keys.clear();
-            self.keys.extend(
-                input[..n]
+            let n = if fib.tables() == 1 {
+                input.len().min(BATCH)
+            } else {
+                input
                     .iter()
-                    .map(|p| F::dst(p.data()).unwrap_or(F::Addr::ZERO)),
-            );
-            match F::trie(fib, table) {
-                Some(t) => t.lookup_batch(&self.keys, &mut self.values),
-                None => self.values[..n].fill(0),
+                    .take(BATCH)
+                    .take_while(|p| fib.table_of(p.meta().rx_if) == table)
+                    .count()
+            };
+            let trie = F::trie(fib, table);
+            // A big table is walked level by level over the batch so that
+            // its cache misses overlap; a small one is in cache, and a
+            // plain walk per packet is cheaper than the extra passes.
+            let batched = trie.is_some_and(|t| !t.is_cache_resident());
+            if batched {
+                self.keys.clear();
+                self.keys.extend(
+                    input[..n]
+                        .iter()
+                        .map(|p| F::dst(p.data()).unwrap_or(F::Addr::ZERO)),
+                );
+                if let Some(t) = trie {
+                    t.lookup_batch(&self.keys, &mut self.values);
+                }
             }
             for (k, mut pkt) in input.drain(..n).enumerate() {
-                if F::dst(pkt.data()).is_none() {
+                let Some(dst) = F::dst(pkt.data()) else {
                     out.drop(pkt, error::TOO_SHORT);
                     continue;
-                }
-                let v = self.values[k];
+                };
+                let v = match trie {
+                    Some(_) if batched => self.values[k],
+                    Some(t) => t.lookup(dst),
+                    None => 0,
+                };
                 if v == 0 {
                     out.count(error::NO_ROUTE, 1);
                     Unreachable::NoRoute.mark(&mut pkt, 0);
