@@ -319,3 +319,49 @@ fn learning_an_on_link_neighbour_adds_a_host_route_that_ages_out() {
     assert_eq!(fib.routes(0).len(), 1);
     assert_eq!(fib.adjacencies_in_use(), 1);
 }
+
+#[test]
+fn routes_change_under_readers_without_a_torn_or_stale_answer() {
+    use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+    let fib = Arc::new(Fib::new(small(1), ifs()).unwrap());
+    fib.add(&route(0, "10.0.0.0/8", vec![via(0, 1)])).unwrap();
+    let stop = Arc::new(AtomicBool::new(false));
+    let lookups = Arc::new(AtomicU64::new(0));
+    let reader = {
+        let (fib, stop, lookups) = (fib.clone(), stop.clone(), lookups.clone());
+        std::thread::spawn(move || {
+            let probe = [ip("10.1.2.3"), ip("10.1.200.1"), ip("10.77.0.1")];
+            while !stop.load(Ordering::Relaxed) {
+                for (k, &a) in probe.iter().enumerate() {
+                    let adj = fib
+                        .resolve(0, a, k as u32 * 0x5555_5555)
+                        .expect("always a route");
+                    // Only what the writer ever installs, whole.
+                    assert_eq!(adj.kind, AdjKind::Neighbor, "{a}");
+                    let mac = adj.mac.expect("static MACs");
+                    assert!(
+                        matches!((adj.interface, mac.0[5]), (0, 1) | (1, 2) | (2, 3) | (3, 4)),
+                        "{a} → {adj:?}"
+                    );
+                    lookups.fetch_add(1, Ordering::Relaxed);
+                }
+            }
+        })
+    };
+    // Churn for a while: add, replace with ECMP, remove, over and over.
+    let until = std::time::Instant::now() + std::time::Duration::from_millis(300);
+    let mut rounds = 0;
+    while std::time::Instant::now() < until || lookups.load(Ordering::Relaxed) < 1000 {
+        fib.add(&route(0, "10.1.0.0/16", vec![via(1, 2)])).unwrap();
+        fib.add(&route(0, "10.1.128.0/17", vec![via(2, 3), via(3, 4)]))
+            .unwrap();
+        fib.remove(0, "10.1.0.0/16".parse().unwrap()).unwrap();
+        fib.remove(0, "10.1.128.0/17".parse().unwrap()).unwrap();
+        rounds += 1;
+    }
+    stop.store(true, Ordering::Relaxed);
+    reader.join().unwrap();
+    assert!(rounds > 10);
+    assert_eq!(fib.routes(0).len(), 1);
+    assert_eq!(fib.adjacencies_in_use(), 1);
+}

@@ -243,11 +243,18 @@ struct AdjKey {
 }
 
 /// A slot allocator whose freed slots wait out [`GRACE`] before reuse.
+///
+/// A freed slot keeps its contents (and its place in the dedupe map) while
+/// it waits: a route that asks for the same adjacency again in the
+/// meantime revives it instead of taking a new slot, so churn on the same
+/// next hops never runs the table dry.
 #[derive(Debug)]
 struct Slots {
     next: u32,
     capacity: u32,
     refs: Vec<u32>,
+    /// When each slot's last reference went, if it is waiting.
+    released: Vec<Option<Instant>>,
     free: VecDeque<(Instant, u32)>,
 }
 
@@ -257,37 +264,61 @@ impl Slots {
             next: 0,
             capacity,
             refs: Vec::new(),
+            released: Vec::new(),
             free: VecDeque::new(),
         }
     }
 
-    fn alloc(&mut self) -> Option<u32> {
-        if let Some(&(t, i)) = self.free.front()
-            && t.elapsed() >= GRACE
-        {
+    /// A slot with one reference, and whether it was in use before (its
+    /// old contents must be forgotten by the caller).
+    fn alloc(&mut self) -> Option<(u32, bool)> {
+        while let Some(&(t, i)) = self.free.front() {
+            let k = i as usize;
+            // Revived, or released again later (a newer entry waits).
+            if self.refs[k] > 0 || self.released[k] != Some(t) {
+                self.free.pop_front();
+                continue;
+            }
+            if t.elapsed() < GRACE {
+                break;
+            }
             self.free.pop_front();
-            self.refs[i as usize] = 1;
-            return Some(i);
+            self.refs[k] = 1;
+            self.released[k] = None;
+            return Some((i, true));
         }
         if self.next < self.capacity {
             self.next += 1;
             self.refs.push(1);
-            return Some(self.next - 1);
+            self.released.push(None);
+            return Some((self.next - 1, false));
         }
         None
     }
 
-    /// Drops a reference; true when the slot became free.
-    fn release(&mut self, i: u32) -> bool {
+    /// Takes one more reference (reviving a waiting slot).
+    fn revive(&mut self, i: u32) {
+        if let Some(r) = self.refs.get_mut(i as usize) {
+            *r += 1;
+            self.released[i as usize] = None;
+        }
+    }
+
+    /// Drops a reference; the slot waits once none is left.
+    fn release(&mut self, i: u32) {
         let Some(r) = self.refs.get_mut(i as usize) else {
-            return false;
+            return;
         };
         *r = r.saturating_sub(1);
         if *r == 0 {
-            self.free.push_back((Instant::now(), i));
-            return true;
+            let now = Instant::now();
+            self.released[i as usize] = Some(now);
+            self.free.push_back((now, i));
         }
-        false
+    }
+
+    fn in_use(&self) -> usize {
+        self.refs.iter().filter(|&&r| r > 0).count()
     }
 }
 
@@ -717,21 +748,25 @@ impl Fib {
         }
         adjs.sort_unstable();
         if let Some(&lb) = w.lb_of.get(&adjs) {
-            // The group exists and already holds its adjacencies.
-            for &a in &adjs {
-                self.release_adj(w, a);
+            // A live group already holds its adjacencies; a waiting one
+            // let them go, and takes the references just acquired.
+            if w.lbs.refs.get(lb as usize).is_some_and(|&r| r > 0) {
+                for &a in &adjs {
+                    self.release_adj(w, a);
+                }
             }
-            if let Some(r) = w.lbs.refs.get_mut(lb as usize) {
-                *r += 1;
-            }
+            w.lbs.revive(lb);
             return Ok(LB_FLAG | lb);
         }
-        let Some(lb) = w.lbs.alloc() else {
+        let Some((lb, reused)) = w.lbs.alloc() else {
             for a in adjs {
                 self.release_adj(w, a);
             }
             return Err(FibError::Full("load-balance"));
         };
+        if reused && let Some(old) = w.lb_paths.remove(&lb) {
+            w.lb_of.remove(&old);
+        }
         self.adj.set_lb(lb, &adjs);
         w.lb_of.insert(adjs.clone(), lb);
         w.lb_paths.insert(lb, adjs);
@@ -775,12 +810,13 @@ impl Fib {
             },
         };
         if let Some(&a) = w.adj_of.get(&key) {
-            if let Some(r) = w.adjs.refs.get_mut(a as usize) {
-                *r += 1;
-            }
+            w.adjs.revive(a);
             return Some(a);
         }
-        let a = w.adjs.alloc()?;
+        let (a, reused) = w.adjs.alloc()?;
+        if reused && let Some(old) = w.adj_key.remove(&a) {
+            w.adj_of.remove(&old);
+        }
         let mac = key.mac.or_else(|| {
             key.addr
                 .and_then(|ad| w.neighbors.get(&(key.interface, ad)).map(|n| n.mac))
@@ -792,11 +828,7 @@ impl Fib {
     }
 
     fn release_adj(&self, w: &mut Writer, a: u32) {
-        if w.adjs.release(a)
-            && let Some(k) = w.adj_key.remove(&a)
-        {
-            w.adj_of.remove(&k);
-        }
+        w.adjs.release(a);
     }
 
     fn release(&self, w: &mut Writer, value: u32) {
@@ -805,11 +837,10 @@ impl Fib {
             return;
         }
         let lb = value & !LB_FLAG;
-        if w.lbs.release(lb)
-            && let Some(adjs) = w.lb_paths.remove(&lb)
-        {
-            w.lb_of.remove(&adjs);
-            for a in adjs {
+        w.lbs.release(lb);
+        if w.lbs.refs.get(lb as usize) == Some(&0) {
+            // The group waits, still readable; its adjacencies wait too.
+            for a in w.lb_paths.get(&lb).cloned().unwrap_or_default() {
                 self.release_adj(w, a);
             }
         }
@@ -876,11 +907,11 @@ impl Fib {
 
     /// Adjacencies in use (for `show` and leak checks in tests).
     pub fn adjacencies_in_use(&self) -> usize {
-        self.writer().adj_of.len()
+        self.writer().adjs.in_use()
     }
 
     /// Load balances in use.
     pub fn load_balances_in_use(&self) -> usize {
-        self.writer().lb_of.len()
+        self.writer().lbs.in_use()
     }
 }
