@@ -19,6 +19,7 @@ pub mod host;
 pub mod ip;
 pub mod ip4;
 pub mod ip6;
+mod outputs;
 pub mod router;
 
 pub use addr::IfAddrs;

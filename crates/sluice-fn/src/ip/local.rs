@@ -16,6 +16,7 @@ use super::{Family, Unreachable};
 use crate::addr::IfAddrs;
 use crate::fib::Fib;
 use crate::host::{self, NdKind};
+use crate::outputs::Outputs;
 
 mod next {
     pub const LOOKUP: usize = 0;
@@ -86,30 +87,18 @@ enum Action {
 pub struct Local<F: Family> {
     fib: Arc<Fib>,
     addrs: Arc<IfAddrs>,
-    outputs: Vec<String>,
-    next_of_if: Vec<Option<usize>>,
+    outputs: Outputs,
     _family: PhantomData<F>,
 }
 
 impl<F: Family> Local<F> {
     /// A node answering for `addrs`.
     pub fn new(fib: Arc<Fib>, addrs: Arc<IfAddrs>) -> Local<F> {
-        let mut outputs = Vec::new();
-        let next_of_if = fib
-            .interfaces()
-            .iter()
-            .map(|i| {
-                i.output_node.as_ref().map(|n| {
-                    outputs.push(n.clone());
-                    next::OUTPUT + outputs.len() - 1
-                })
-            })
-            .collect();
+        let outputs = Outputs::new(fib.interfaces(), next::OUTPUT);
         Local {
             fib,
             addrs,
             outputs,
-            next_of_if,
             _family: PhantomData,
         }
     }
@@ -210,7 +199,7 @@ impl<F: Family> Local<F> {
                     return Action::Drop(error::MALFORMED);
                 };
                 match host::nd::advertise(pkt, our_mac, target) {
-                    Ok(()) => match self.next_of_if.get(rx as usize).copied().flatten() {
+                    Ok(()) => match self.outputs.next(rx) {
                         Some(n) => Action::Output(rx, n),
                         None => Action::Drop(error::ND_ANSWERED),
                     },
@@ -231,9 +220,11 @@ impl<F: Family> Local<F> {
 
 impl<F: Family> Node for Local<F> {
     fn spec(&self) -> NodeSpec {
-        let mut next = vec![F::LOOKUP, F::ICMP_ERROR];
-        next.extend(self.outputs.iter().map(String::as_str));
-        NodeSpec::internal(F::LOCAL, &next, ERRORS)
+        NodeSpec::internal(
+            F::LOCAL,
+            &self.outputs.with(&[F::LOOKUP, F::ICMP_ERROR]),
+            ERRORS,
+        )
     }
 
     fn process(&mut self, _cx: &mut Cx<'_>, input: &mut Frame, out: &mut Next<'_>) {

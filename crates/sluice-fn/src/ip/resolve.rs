@@ -17,6 +17,7 @@ use sluice_graph::{Cx, ErrorSpec, Frame, InputState, Next, Node, NodeKind, NodeS
 use super::{Family, Unreachable};
 use crate::addr::IfAddrs;
 use crate::fib::{AdjKind, Fib};
+use crate::outputs::Outputs;
 
 mod next {
     pub const LOOKUP: usize = 0;
@@ -103,8 +104,7 @@ pub struct Resolve<F: Family> {
     fib: Arc<Fib>,
     addrs: Arc<IfAddrs>,
     config: ResolveConfig,
-    outputs: Vec<String>,
-    next_of_if: Vec<Option<usize>>,
+    outputs: Outputs,
     pending: HashMap<(u32, F::Addr), Pending>,
     generation: u64,
     hz: u64,
@@ -116,24 +116,13 @@ pub struct Resolve<F: Family> {
 impl<F: Family> Resolve<F> {
     /// A resolution node for `fib`'s interfaces, asking from `addrs`.
     pub fn new(fib: Arc<Fib>, addrs: Arc<IfAddrs>, config: ResolveConfig) -> Resolve<F> {
-        let mut outputs = Vec::new();
-        let next_of_if = fib
-            .interfaces()
-            .iter()
-            .map(|i| {
-                i.output_node.as_ref().map(|n| {
-                    outputs.push(n.clone());
-                    next::OUTPUT + outputs.len() - 1
-                })
-            })
-            .collect();
+        let outputs = Outputs::new(fib.interfaces(), next::OUTPUT);
         Resolve {
             generation: fib.neighbor_generation(),
             fib,
             addrs,
             config,
             outputs,
-            next_of_if,
             pending: HashMap::new(),
             hz: sluice_graph::clock::hz() as u64,
             last_tick: 0,
@@ -154,7 +143,7 @@ impl<F: Family> Resolve<F> {
         };
         let (Some(info), Some(n)) = (
             self.fib.interfaces().get(interface),
-            self.next_of_if.get(interface as usize).copied().flatten(),
+            self.outputs.next(interface),
         ) else {
             return;
         };
@@ -185,11 +174,13 @@ impl<F: Family> Resolve<F> {
 
 impl<F: Family> Node for Resolve<F> {
     fn spec(&self) -> NodeSpec {
-        let mut next = vec![F::LOOKUP, F::ICMP_ERROR];
-        next.extend(self.outputs.iter().map(String::as_str));
         NodeSpec {
             kind: NodeKind::Background,
-            ..NodeSpec::internal(F::RESOLVE, &next, ERRORS)
+            ..NodeSpec::internal(
+                F::RESOLVE,
+                &self.outputs.with(&[F::LOOKUP, F::ICMP_ERROR]),
+                ERRORS,
+            )
         }
     }
 

@@ -10,6 +10,7 @@ use sluice_wire::MacAddr;
 
 use super::{Family, Unreachable};
 use crate::fib::{AdjKind, Fib};
+use crate::outputs::Outputs;
 
 mod next {
     pub const RESOLVE: usize = 0;
@@ -54,7 +55,7 @@ struct Out {
 /// The rewrite node of family `F`.
 pub struct Rewrite<F: Family> {
     fib: Arc<Fib>,
-    outputs: Vec<String>,
+    outputs: Outputs,
     /// Per interface index: its next index, MAC and MTU, if it can send.
     out_of_if: Vec<Option<Out>>,
     _family: PhantomData<F>,
@@ -65,17 +66,14 @@ impl<F: Family> Rewrite<F> {
     /// an output node.
     pub fn new(fib: Arc<Fib>) -> Rewrite<F> {
         let interfaces: Arc<Interfaces> = fib.interfaces().clone();
-        let mut outputs = Vec::new();
+        let outputs = Outputs::new(&interfaces, next::OUTPUT);
         let out_of_if = interfaces
             .iter()
             .map(|i| {
-                i.output_node.as_ref().map(|n| {
-                    outputs.push(n.clone());
-                    Out {
-                        next: next::OUTPUT + outputs.len() - 1,
-                        mac: i.mac,
-                        mtu: i.mtu,
-                    }
+                outputs.next(i.index).map(|next| Out {
+                    next,
+                    mac: i.mac,
+                    mtu: i.mtu,
                 })
             })
             .collect();
@@ -132,9 +130,11 @@ impl<F: Family> Rewrite<F> {
 
 impl<F: Family> Node for Rewrite<F> {
     fn spec(&self) -> NodeSpec {
-        let mut next = vec![F::RESOLVE, F::ICMP_ERROR];
-        next.extend(self.outputs.iter().map(String::as_str));
-        NodeSpec::internal(F::REWRITE, &next, ERRORS)
+        NodeSpec::internal(
+            F::REWRITE,
+            &self.outputs.with(&[F::RESOLVE, F::ICMP_ERROR]),
+            ERRORS,
+        )
     }
 
     fn process(&mut self, _cx: &mut Cx<'_>, input: &mut Frame, out: &mut Next<'_>) {

@@ -12,6 +12,7 @@ use sluice_wire::ArpOperation;
 use crate::addr::IfAddrs;
 use crate::fib::Fib;
 use crate::host::{self, ArpInfo};
+use crate::outputs::Outputs;
 
 /// The node's name.
 pub const NAME: &str = "arp-input";
@@ -41,37 +42,24 @@ const ERRORS: &[ErrorSpec] = &[
 pub struct ArpInput {
     fib: Arc<Fib>,
     addrs: Arc<IfAddrs>,
-    outputs: Vec<String>,
-    next_of_if: Vec<Option<usize>>,
+    outputs: Outputs,
 }
 
 impl ArpInput {
     /// A node answering for `addrs` and learning into `fib`.
     pub fn new(fib: Arc<Fib>, addrs: Arc<IfAddrs>) -> ArpInput {
-        let mut outputs = Vec::new();
-        let next_of_if = fib
-            .interfaces()
-            .iter()
-            .map(|i| {
-                i.output_node.as_ref().map(|n| {
-                    outputs.push(n.clone());
-                    outputs.len() - 1
-                })
-            })
-            .collect();
+        let outputs = Outputs::new(fib.interfaces(), 0);
         ArpInput {
             fib,
             addrs,
             outputs,
-            next_of_if,
         }
     }
 }
 
 impl Node for ArpInput {
     fn spec(&self) -> NodeSpec {
-        let next: Vec<&str> = self.outputs.iter().map(String::as_str).collect();
-        NodeSpec::internal(NAME, &next, ERRORS)
+        NodeSpec::internal(NAME, &self.outputs.with(&[]), ERRORS)
     }
 
     fn process(&mut self, _cx: &mut Cx<'_>, input: &mut Frame, out: &mut Next<'_>) {
@@ -100,10 +88,8 @@ impl Node for ArpInput {
                 out.drop(pkt, error::LEARNED);
                 continue;
             }
-            let (Some(info), Some(n)) = (
-                self.fib.interfaces().get(rx),
-                self.next_of_if.get(rx as usize).copied().flatten(),
-            ) else {
+            let (Some(info), Some(n)) = (self.fib.interfaces().get(rx), self.outputs.next(rx))
+            else {
                 out.drop(pkt, error::CANNOT_REPLY);
                 continue;
             };
