@@ -14,6 +14,7 @@
 
 pub mod ethernet;
 pub mod ip4;
+pub mod l2;
 
 pub use ethernet::EthernetInput;
 
@@ -24,8 +25,16 @@ pub const NODE_NAMES: &[&str] = &[
     ip4::input::NAME,
     ip4::lookup::NAME,
     ip4::rewrite::NAME,
+    l2::INPUT,
+    l2::FLOOD,
+    l2::OUTPUT,
+    l2::BVI_OUTPUT,
+    l2::AGE,
 ];
 pub use ip4::{Adjacency, Ip4Fib, Ip4Input, Ip4Lookup, Ip4Rewrite, Route, RouteTarget};
+pub use l2::{
+    BridgeDomain, BridgePort, L2Config, L2ConfigError, L2State, StaticMac, VlanRewrite, XConnect,
+};
 
 /// The README's example node, compiled and run as a doctest so that it
 /// cannot drift from the API.
