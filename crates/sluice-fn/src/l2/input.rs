@@ -161,8 +161,9 @@ impl Switch {
     #[inline(always)]
     fn switch(&self, mut pkt: Packet, tick: u16, rewrite: bool, out: &mut Next<'_>) {
         let rx = pkt.meta().rx_if;
-        let Some(&(ingress, vlan)) = self.ingress.get(rx as usize) else {
-            return out.drop(pkt, error::NOT_L2);
+        let (ingress, vlan) = match self.ingress.get(rx as usize) {
+            Some(&(Ingress::None, _)) | None => return out.drop(pkt, error::NOT_L2),
+            Some(&i) => i,
         };
         if pkt.len() < 14 {
             return out.drop(pkt, error::TOO_SHORT);
