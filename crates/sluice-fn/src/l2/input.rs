@@ -19,7 +19,7 @@ use sluice_graph::{Cx, ErrorSpec, Frame, Next, Node, NodeSpec, Severity};
 use super::config::Role;
 use super::output::{Dest, DestKind, NextTable};
 use super::state::L2State;
-use super::table::{Learned, mac_u64};
+use super::table::Learned;
 use super::vtr::{VlanRewrite, VtrError};
 
 /// The node's name.
@@ -107,7 +107,7 @@ enum Ingress {
     XConnect(Dest),
 }
 
-/// Group bit of a MAC in [`mac_u64`] form.
+/// Group bit of a MAC in [`super::table::mac_u64`] form.
 const GROUP: u64 = 1 << 40;
 
 /// The switching shared by `l2-input` and `l2-bvi-output`.
@@ -194,10 +194,7 @@ impl Switch {
             return out.drop(pkt, error::NOT_L2);
         };
         let (dst, src) = match pkt.data().first_chunk::<12>() {
-            Some(h) => (
-                mac_u64(&[h[0], h[1], h[2], h[3], h[4], h[5]]),
-                mac_u64(&[h[6], h[7], h[8], h[9], h[10], h[11]]),
-            ),
+            Some(h) => macs(h),
             None => return out.drop(pkt, error::TOO_SHORT),
         };
         if bd.learn && src & GROUP == 0 {
@@ -230,6 +227,16 @@ impl Switch {
             None => out.drop(pkt, error::UU_FLOOD_OFF),
         }
     }
+}
+
+/// The destination and source MACs at the start of a frame, read as two
+/// words rather than byte by byte.
+#[inline(always)]
+fn macs(h: &[u8; 12]) -> (u64, u64) {
+    let (a, b) = h.split_at(8);
+    let w0 = u64::from_be_bytes([a[0], a[1], a[2], a[3], a[4], a[5], a[6], a[7]]);
+    let w1 = u32::from_be_bytes([b[0], b[1], b[2], b[3]]);
+    (w0 >> 16, ((w0 & 0xffff) << 32) | u64::from(w1))
 }
 
 /// Sends a frame out of the bridge by `dest`.
