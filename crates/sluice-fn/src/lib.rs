@@ -19,6 +19,7 @@ pub mod host;
 pub mod ip;
 pub mod ip4;
 pub mod ip6;
+pub mod l2;
 mod outputs;
 pub mod router;
 
@@ -44,7 +45,15 @@ pub const NODE_NAMES: &[&str] = &[
     "ip6-icmp-error",
     "ip4-arp",
     "ip6-nd",
+    l2::INPUT,
+    l2::FLOOD,
+    l2::OUTPUT,
+    l2::BVI_OUTPUT,
+    l2::AGE,
 ];
+pub use l2::{
+    BridgeDomain, BridgePort, L2Config, L2ConfigError, L2State, StaticMac, VlanRewrite, XConnect,
+};
 
 /// The README's example node, compiled and run as a doctest so that it
 /// cannot drift from the API.
