@@ -32,6 +32,9 @@ pub enum DataplaneError {
     /// The routes (a bug: the configuration was checked).
     #[error("routes: {0}")]
     Fib(#[from] sluice_fn::fib::FibError),
+    /// The L2 configuration (a bug: the configuration was checked).
+    #[error("l2: {0}")]
+    L2(#[from] sluice_fn::L2ConfigError),
     /// The interface addresses (a bug: the configuration was checked).
     #[error("addresses: {0}")]
     Addr(#[from] sluice_fn::addr::AddrError),
@@ -118,6 +121,11 @@ impl Dataplane {
         })?;
         let interfaces = Arc::new(config.interface_table());
         let router = router(config, &interfaces)?;
+        let l2 = sluice_fn::L2State::new(sluice_fn::L2Config::new(
+            config.bridges.clone(),
+            config.xconnects.clone(),
+            interfaces.clone(),
+        )?)?;
         let if_stats = IfStats::new(config.workers, interfaces.len());
         // Measured once here, so no worker spins 20 ms on it mid-stream.
         sluice_graph::clock::hz();
@@ -145,7 +153,11 @@ impl Dataplane {
             let mut b = GraphBuilder::new();
             for (k, i) in config.interfaces.iter().enumerate() {
                 let idx = k as u32;
-                let next = sluice_fn::ethernet::NAME;
+                let next = if config.is_l2(k) {
+                    sluice_fn::l2::INPUT
+                } else {
+                    sluice_fn::ethernet::NAME
+                };
                 match &i.driver {
                     Driver::Pg => {
                         let streams = config
@@ -201,9 +213,11 @@ impl Dataplane {
                             counters.clone(),
                         )))?;
                     }
+                    // Its output is `l2-bvi-output`, one of the L2 nodes.
+                    Driver::Bvi => {}
                 }
             }
-            for node in router.nodes() {
+            for node in router.nodes().into_iter().chain(sluice_fn::l2::nodes(&l2)) {
                 b.add(node)?;
             }
             graphs.push(b.build(w, pool.cache(batch))?);

@@ -1741,3 +1741,114 @@ fn review_regressions() {
         );
     }
 }
+
+#[test]
+fn bridges_and_xconnects_parse() {
+    let c = parse_ok(
+        r#"[[interface]]
+name = "a"
+driver = "pg"
+
+[[interface]]
+name = "b"
+driver = "sink"
+
+[[interface]]
+name = "c"
+driver = "sink"
+
+[[interface]]
+name = "bvi0"
+driver = "bvi"
+address = ["10.0.0.254/24"]
+
+[[interface]]
+name = "d"
+driver = "pg"
+
+[[bridge]]
+id = 7
+port = [{ interface = "a" }, { interface = "b", split-horizon = 1, vlan = "push 100" }]
+learn = false
+flood = false
+mac-capacity = 1000
+aging = 60
+bvi = "bvi0"
+static-mac = [{ mac = "02:00:00:00:00:42", interface = "b" }]
+
+[[xconnect]]
+from = "d"
+to = "c"
+vlan = "translate 10 20"
+"#,
+    );
+    assert_eq!(c.bridges.len(), 1);
+    let b = &c.bridges[0];
+    assert_eq!(
+        (b.id, b.learn, b.flood, b.mac_capacity),
+        (7, false, false, 1000)
+    );
+    assert_eq!(b.aging, std::time::Duration::from_secs(60));
+    assert_eq!(b.bvi, Some(3));
+    assert_eq!(b.ports[1].split_horizon, 1);
+    assert_eq!(b.ports[1].vlan, sluice_fn::VlanRewrite::Push1 { vid: 100 });
+    assert_eq!(
+        c.xconnects[0].vlan,
+        sluice_fn::VlanRewrite::Translate1To1 {
+            wire: 10,
+            bridge: 20
+        }
+    );
+    assert!(c.is_l2(0) && c.is_l2(1) && c.is_l2(4) && !c.is_l2(2) && !c.is_l2(3));
+    assert_eq!(
+        c.interface_table().get(3).unwrap().output_node.as_deref(),
+        Some("l2-bvi-output")
+    );
+}
+
+#[test]
+fn bad_bridges_are_refused() {
+    let base = "[[interface]]\nname = \"a\"\ndriver = \"sink\"\n\n[[interface]]\nname = \"b\"\ndriver = \"sink\"\n";
+    for (extra, line, key) in [
+        (
+            "\n[[bridge]]\nid = 1\nport = [{ interface = \"zz\" }]\n",
+            11,
+            "bridge[0].port[0].interface",
+        ),
+        (
+            "\n[[bridge]]\nid = 1\nport = [{ interface = \"a\", vlan = \"pop 5000\" }]\n",
+            11,
+            "bridge[0].port[0].vlan",
+        ),
+        (
+            "\n[[bridge]]\nid = 1\nport = [{ interface = \"a\", vlan = \"swap\" }]\n",
+            11,
+            "bridge[0].port[0].vlan",
+        ),
+        ("\n[[bridge]]\nid = -1\n", 10, "bridge[0].id"),
+        (
+            "\n[[bridge]]\nid = 1\nmac-capacity = 0\n",
+            11,
+            "bridge[0].mac-capacity",
+        ),
+        (
+            // The same port in two bridges.
+            "\n[[bridge]]\nid = 1\nport = [{ interface = \"a\" }]\n\n[[bridge]]\nid = 2\nport = [{ interface = \"a\" }]\n",
+            10,
+            "bridge",
+        ),
+        (
+            "\n[[bridge]]\nid = 1\nport = [{ interface = \"a\" }]\n\n[[xconnect]]\nfrom = \"a\"\nto = \"b\"\n",
+            10,
+            "bridge",
+        ),
+    ] {
+        refused(&format!("{base}{extra}"), line, key);
+    }
+    // An address on a bridge port.
+    refused(
+        "[[interface]]\nname = \"a\"\ndriver = \"sink\"\naddress = [\"10.0.0.1/24\"]\n\n[[bridge]]\nid = 1\nport = [{ interface = \"a\" }]\n",
+        4,
+        "interface[0].address",
+    );
+}

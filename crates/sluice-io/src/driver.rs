@@ -40,6 +40,8 @@ pub struct InterfaceInput<D: Driver> {
     counters: Arc<Vec<IfCounters>>,
     burst: usize,
     frame: Frame,
+    /// The driver has said it is done.
+    done: bool,
 }
 
 impl<D: Driver> InterfaceInput<D> {
@@ -61,6 +63,7 @@ impl<D: Driver> InterfaceInput<D> {
             counters,
             burst: burst.clamp(1, FRAME_SIZE),
             frame: Frame::new(),
+            done: false,
         }
     }
 }
@@ -71,6 +74,9 @@ impl<D: Driver> Node for InterfaceInput<D> {
     }
 
     fn poll(&mut self, cx: &mut Cx<'_>, out: &mut Next<'_>) -> InputState {
+        if self.done {
+            return InputState::Done;
+        }
         let state = self
             .driver
             .rx_burst(cx.buffers, &mut self.frame, self.burst);
@@ -91,10 +97,10 @@ impl<D: Driver> Node for InterfaceInput<D> {
             c.rx_bytes.add(bytes);
         }
         out.send_all(0, &mut self.frame);
-        match state {
-            InputState::Done => InputState::Done,
-            _ => InputState::Busy(n),
-        }
+        // A driver that ends with packets in hand says so on the next
+        // poll, so that these are counted as received.
+        self.done = state == InputState::Done;
+        InputState::Busy(n)
     }
 
     fn stop(&mut self, cx: &mut Cx<'_>) {

@@ -530,3 +530,117 @@ mac = "02:00:00:00:00:09"
     want.sort();
     assert_eq!(got, want, "tshark saw:\n{}\n{}", lines.join("\n"), text(&o));
 }
+
+/// A bridge end to end: frames from a capture flooded out of a port that
+/// pushes a VLAN tag, and a ping to the bridge's BVI answered through the
+/// bridge, read back by tshark.
+#[test]
+fn bridge_with_bvi_reads_back_in_tshark() {
+    if !require("tshark") {
+        return;
+    }
+    let d = Scratch::new("bridge");
+    let input = d.path("in.pcap");
+    let host = [2, 0, 0, 0, 0, 9];
+    let bvi = [2, 0x5c, 0, 0, 0, 0xb1];
+    let mut w = PcapWriter::create(&input, 65535).unwrap();
+    // Ten frames to a MAC nobody has learned: flooded.
+    for k in 0..10u8 {
+        let mut v = Vec::new();
+        PacketBuilder::ethernet2(host, [2, 0, 0, 0, 7, k])
+            .ipv4([10, 0, 0, 1], [10, 0, 0, 7], 64)
+            .udp(5000, 53)
+            .write(&mut v, &[k; 30])
+            .unwrap();
+        w.write(&v).unwrap();
+    }
+    // A ping to the BVI's address.
+    let mut v = Vec::new();
+    PacketBuilder::ethernet2(host, bvi)
+        .ipv4([10, 0, 0, 1], [10, 0, 0, 254], 64)
+        .icmpv4_echo_request(5, 1)
+        .write(&mut v, b"through the bridge")
+        .unwrap();
+    w.write(&v).unwrap();
+    w.flush().unwrap();
+    drop(w);
+    let output = d.path("out.pcap");
+    let cfg = d.path("sluice.toml");
+    std::fs::write(
+        &cfg,
+        format!(
+            r#"
+[[interface]]
+name = "in0"
+driver = "pcap-in"
+file = "{}"
+
+[[interface]]
+name = "out0"
+driver = "pcap-out"
+file = "{}"
+
+[[interface]]
+name = "bvi0"
+driver = "bvi"
+mac = "02:5c:00:00:00:b1"
+address = ["10.0.0.254/24"]
+
+[[bridge]]
+id = 1
+# VPP's tag rewrite words: "pop 100" = tagged 100 on the wire, untagged
+# in the bridge.
+port = [{{ interface = "in0" }}, {{ interface = "out0", vlan = "pop 100" }}]
+bvi = "bvi0"
+# The host sits behind in0, which cannot send: without learning its MAC,
+# the bridge floods the reply, which is what the capture can show.
+learn = false
+
+[[neighbor]]
+interface = "bvi0"
+ip = "10.0.0.1"
+mac = "02:00:00:00:00:09"
+"#,
+            input.display(),
+            output.display()
+        ),
+    )
+    .unwrap();
+    let o = sluice()
+        .args(["run", "--config"])
+        .arg(&cfg)
+        .output()
+        .unwrap();
+    assert!(o.status.success(), "{}", text(&o));
+    let t = Command::new("tshark")
+        .arg("-r")
+        .arg(&output)
+        .args(["-o", "ip.check_checksum:TRUE"])
+        .args(["-T", "fields", "-E", "separator=,", "-E", "occurrence=f"])
+        .args(["-e", "vlan.id", "-e", "eth.src", "-e", "eth.dst"])
+        .args([
+            "-e",
+            "icmp.type",
+            "-e",
+            "icmp.checksum.status",
+            "-e",
+            "ip.checksum.status",
+        ])
+        .output()
+        .unwrap();
+    assert!(t.status.success(), "{}", text(&t));
+    let lines: Vec<String> = String::from_utf8_lossy(&t.stdout)
+        .lines()
+        .map(String::from)
+        .collect();
+    assert_eq!(lines.len(), 11, "{lines:?}\n{}", text(&o));
+    let flooded = lines
+        .iter()
+        .filter(|l| l.starts_with("100,02:00:00:00:00:09,02:00:00:00:07:"))
+        .count();
+    assert_eq!(flooded, 10, "{lines:?}");
+    assert!(
+        lines.contains(&"100,02:5c:00:00:00:b1,02:00:00:00:00:09,0,1,1".to_string()),
+        "the echo reply, from the BVI, tagged: {lines:?}"
+    );
+}

@@ -11,8 +11,11 @@ use std::net::{IpAddr, Ipv4Addr};
 use std::ops::Range;
 use std::path::PathBuf;
 use std::str::FromStr;
+use std::sync::Arc;
 
 use serde::Deserialize;
+
+mod l2;
 use sluice_buf::HugePages;
 use sluice_io::pg::{Ipv4Range, L4, PacketSize, PortRange, StreamSpec};
 use sluice_wire::MacAddr;
@@ -66,6 +69,10 @@ pub struct Config {
     pub routes: Vec<sluice_fn::Route>,
     /// Static neighbours: interface index, address, MAC.
     pub neighbors: Vec<(usize, IpAddr, MacAddr)>,
+    /// Bridge domains.
+    pub bridges: Vec<sluice_fn::BridgeDomain>,
+    /// L2 cross-connects.
+    pub xconnects: Vec<sluice_fn::XConnect>,
 }
 
 /// One interface.
@@ -100,6 +107,9 @@ pub enum Driver {
     },
     /// Frees what it is given (output only).
     Sink,
+    /// A bridge's virtual interface: the bridge's port into routing. It
+    /// transmits into its bridge and receives what the bridge sends it.
+    Bvi,
 }
 
 impl Driver {
@@ -110,6 +120,7 @@ impl Driver {
             Driver::PcapIn { .. } => "pcap-in",
             Driver::PcapOut { .. } => "pcap-out",
             Driver::Sink => "sink",
+            Driver::Bvi => "bvi",
         }
     }
 
@@ -134,6 +145,10 @@ struct RawConfig {
     route: Vec<RawRoute>,
     #[serde(default)]
     neighbor: Vec<RawNeighbor>,
+    #[serde(default)]
+    bridge: Vec<l2::RawBridge>,
+    #[serde(default)]
+    xconnect: Vec<l2::RawXConnect>,
 }
 
 #[derive(Deserialize, Default)]
@@ -395,13 +410,26 @@ fn parse_size(v: &IntOrStr) -> Result<PacketSize, String> {
 fn interface_table(interfaces: &[Interface]) -> sluice_graph::iface::Interfaces {
     let mut table = sluice_graph::iface::Interfaces::new();
     for i in interfaces {
-        let output = (!i.driver.is_input()).then(|| sluice_io::output_node_name(&i.name));
+        let output = match i.driver {
+            Driver::Bvi => Some(sluice_fn::l2::BVI_OUTPUT.to_string()),
+            _ => (!i.driver.is_input()).then(|| sluice_io::output_node_name(&i.name)),
+        };
         table.add(&i.name, i.driver.kind(), i.mac, i.mtu, output);
     }
     table
 }
 
 impl Config {
+    /// Whether interface `i` switches frames (a bridge port or the `from`
+    /// of a cross-connect): its input goes to `l2-input`.
+    pub fn is_l2(&self, i: usize) -> bool {
+        self.bridges
+            .iter()
+            .flat_map(|b| &b.ports)
+            .any(|p| p.interface as usize == i)
+            || self.xconnects.iter().any(|x| x.from as usize == i)
+    }
+
     /// The interface table the data plane is built on.
     pub fn interface_table(&self) -> sluice_graph::iface::Interfaces {
         interface_table(&self.interfaces)
@@ -516,6 +544,7 @@ impl Config {
             let driver = match r.driver.get_ref().as_str() {
                 "pg" => Driver::Pg,
                 "sink" => Driver::Sink,
+                "bvi" => Driver::Bvi,
                 "pcap-in" => Driver::PcapIn {
                     file: file("pcap-in")?,
                     repeat: match &r.repeat {
@@ -530,7 +559,9 @@ impl Config {
                     return c.err(
                         r.driver.span(),
                         key("driver"),
-                        format!("`{other}`: use \"pg\", \"pcap-in\", \"pcap-out\" or \"sink\""),
+                        format!(
+                            "`{other}`: use \"pg\", \"pcap-in\", \"pcap-out\", \"sink\" or \"bvi\""
+                        ),
                     );
                 }
             };
@@ -840,6 +871,32 @@ impl Config {
             };
             neighbors.push((index, ip, c.mac(&n.mac, &key("mac"))?));
         }
+        let (bridges, xconnects) = l2::parse(
+            &c,
+            &raw.bridge,
+            &raw.xconnect,
+            &find,
+            &Arc::new(interface_table(&interfaces)),
+        )?;
+        let in_l2 = |i: usize| {
+            bridges
+                .iter()
+                .flat_map(|b| &b.ports)
+                .any(|p| p.interface as usize == i)
+                || xconnects.iter().any(|x| x.from as usize == i)
+        };
+        for (i, r) in raw.interface.iter().enumerate() {
+            if let (Some(a), true) = (&r.address, in_l2(i)) {
+                return c.err(
+                    a.span(),
+                    format!("interface[{i}].address"),
+                    format!(
+                        "`{}` switches frames (a bridge port or cross-connect): give the address to a bvi interface instead",
+                        interfaces[i].name
+                    ),
+                );
+            }
+        }
         let tables = interface_tables
             .iter()
             .copied()
@@ -861,6 +918,8 @@ impl Config {
             addresses,
             routes,
             neighbors,
+            bridges,
+            xconnects,
         })
     }
 }
