@@ -81,12 +81,16 @@ fn vlan(
     )
 }
 
+/// Finds an interface by name, or says which key named a missing one.
+pub(super) type FindInterface<'a> =
+    &'a dyn Fn(&Spanned<String>, String) -> Result<usize, ConfigError>;
+
 /// Checks the bridges and cross-connects; `find` names interfaces.
 pub(super) fn parse(
     c: &Checker<'_>,
     raw_bridges: &[RawBridge],
     raw_xconnects: &[RawXConnect],
-    find: &dyn Fn(&Spanned<String>, String) -> Result<usize, ConfigError>,
+    find: FindInterface<'_>,
     interfaces: &Arc<sluice_graph::iface::Interfaces>,
 ) -> Result<(Vec<BridgeDomain>, Vec<XConnect>), ConfigError> {
     let mut bridges = Vec::new();
