@@ -475,7 +475,7 @@ impl MacTable {
     pub fn age(&self, from: usize, n: usize, tick: u16, max_age: u16) -> usize {
         let mut removed = 0;
         for i in 0..n.min(self.buckets.len()) {
-            let bi = (from + i) % self.buckets.len();
+            let bi = from.wrapping_add(i) % self.buckets.len();
             let b = &self.buckets[bi];
             for s in 0..SLOTS {
                 let key = b.key[s].load(Ordering::Acquire);
