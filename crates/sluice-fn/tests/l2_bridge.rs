@@ -652,6 +652,65 @@ fn concurrent_learning_loses_and_duplicates_nothing() {
     }
 }
 
+#[test]
+fn aging_racing_learning_keeps_the_table_consistent() {
+    const MACS: u64 = 4_000;
+    let table = Arc::new(MacTable::new(MACS as u32));
+    let stop = Arc::new(std::sync::atomic::AtomicBool::new(false));
+    // The clock, advanced by the aging thread.
+    let clock = Arc::new(std::sync::atomic::AtomicU16::new(0));
+    let learners: Vec<_> = (0..3u16)
+        .map(|t| {
+            let (table, stop, clock) = (table.clone(), stop.clone(), clock.clone());
+            std::thread::spawn(move || {
+                let mut x = 0x1234_5678_9abc_def1u64 + u64::from(t);
+                while !stop.load(std::sync::atomic::Ordering::Relaxed) {
+                    x ^= x << 13;
+                    x ^= x >> 7;
+                    x ^= x << 17;
+                    let tick = clock.load(std::sync::atomic::Ordering::Relaxed);
+                    let learned = table.learn(0x0200_0000_0000 | (x % MACS), t, tick);
+                    assert_ne!(learned, Learned::StaticElsewhere);
+                }
+            })
+        })
+        .collect();
+    // Removes whatever was not seen in the last couple of ticks, while
+    // the learners add, move and refresh.
+    let started = std::time::Instant::now();
+    let mut removed = 0;
+    let mut tick = 0u16;
+    while started.elapsed() < Duration::from_millis(300) {
+        tick = tick.wrapping_add(1);
+        clock.store(tick, std::sync::atomic::Ordering::Relaxed);
+        removed += table.age(0, table.buckets(), tick, 2);
+    }
+    stop.store(true, std::sync::atomic::Ordering::Relaxed);
+    for l in learners {
+        l.join().unwrap();
+    }
+    assert!(removed > 0);
+    // Every entry found by a lookup, once, with a port that learned it.
+    let entries = table.entries();
+    assert_eq!(table.len(), entries.len());
+    let mut macs: Vec<u64> = entries.iter().map(|e| e.mac).collect();
+    macs.sort_unstable();
+    macs.dedup();
+    assert_eq!(macs.len(), entries.len(), "duplicated");
+    for e in &entries {
+        assert!(e.port < 3);
+        assert_eq!(table.lookup(e.mac).map(|h| h.port()), Some(e.port));
+    }
+    // Aged out whole, it is empty, and its count agrees: it learns to its
+    // capacity again.
+    table.age(0, table.buckets(), tick.wrapping_add(100), 2);
+    assert!(table.is_empty() && table.entries().is_empty());
+    for i in 0..MACS {
+        assert_eq!(table.learn(0x0300_0000_0000 | i, 0, tick), Learned::Added);
+    }
+    assert_eq!(table.learn(0x0400_0000_0000, 0, tick), Learned::Full);
+}
+
 proptest! {
     #![proptest_config(ProptestConfig { cases: 128, ..ProptestConfig::default() })]
 
