@@ -199,16 +199,25 @@ pub fn error_rows(stats: &[&GraphStats]) -> Vec<ErrorRow> {
 
 /// `show errors`: Count, Node, Reason, Severity.
 pub fn show_errors(stats: &[&GraphStats]) -> String {
+    let rows = error_rows(stats);
+    // The reason column is as wide as the longest reason, so that the
+    // severity always stands in its own column.
+    let width = rows
+        .iter()
+        .map(|r| r.reason.chars().count() + 2)
+        .max()
+        .unwrap_or(0)
+        .max(48);
     let mut out = String::new();
     let _ = writeln!(
         out,
-        "{:>12}  {:<28}{:<48}Severity",
+        "{:>12}  {:<28}{:<width$}Severity",
         "Count", "Node", "Reason"
     );
-    for r in error_rows(stats) {
+    for r in rows {
         let _ = writeln!(
             out,
-            "{:>12}  {:<28}{:<48}{}",
+            "{:>12}  {:<28}{:<width$}{}",
             r.count, r.node, r.reason, r.severity
         );
     }

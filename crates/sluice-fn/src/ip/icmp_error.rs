@@ -22,19 +22,13 @@ mod error {
 
 const ERRORS: &[ErrorSpec] = &[
     ErrorSpec::info("sent", "ICMP errors sent"),
-    ErrorSpec::info("rate-limited", "ICMP error not sent: over the rate limit"),
+    ErrorSpec::info("rate-limited", "not sent: over the rate limit"),
     ErrorSpec::info(
         "not-allowed",
-        "ICMP error not sent: about an error, a fragment, or a non-unicast",
+        "not sent: about an error, fragment, broadcast",
     ),
-    ErrorSpec::info(
-        "no-source-address",
-        "ICMP error not sent: no address to send from",
-    ),
-    ErrorSpec::error(
-        "cannot-build",
-        "ICMP error not sent: packet malformed or too short",
-    ),
+    ErrorSpec::info("no-source-address", "not sent: no address to send from"),
+    ErrorSpec::error("cannot-build", "not sent: packet malformed or too short"),
     ErrorSpec::error("no-reason", "packet came without an ICMP error reason"),
 ];
 

@@ -52,26 +52,17 @@ const ERRORS: &[ErrorSpec] = &[
     ErrorSpec::info("tcp-no-listener", "TCP segment for this host: no listener"),
     ErrorSpec::info(
         "udp-no-listener",
-        "UDP datagram for this host (ICMP port unreachable sent)",
+        "UDP for this host: no listener (ICMP sent)",
     ),
-    ErrorSpec::info(
-        "unknown-protocol",
-        "protocol not served (ICMP protocol unreachable sent)",
-    ),
+    ErrorSpec::info("unknown-protocol", "protocol not served (ICMP sent)"),
     ErrorSpec::info("nd-answered", "neighbour solicitations answered"),
     ErrorSpec::info("nd-learned", "neighbour advertisements learned from"),
-    ErrorSpec::error(
-        "bad-nd",
-        "neighbour discovery message invalid (RFC 4861 7.1)",
-    ),
+    ErrorSpec::error("bad-nd", "ND message invalid (RFC 4861 7.1)"),
     ErrorSpec::info(
         "router-discovery-disabled",
         "router solicitation/advertisement ignored",
     ),
-    ErrorSpec::info(
-        "not-for-us",
-        "solicitation for an address this host does not have",
-    ),
+    ErrorSpec::info("not-for-us", "NS for an address this host does not have"),
     ErrorSpec::error("malformed", "header truncated or inconsistent"),
 ];
 

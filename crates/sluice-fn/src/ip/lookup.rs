@@ -27,19 +27,10 @@ mod error {
 }
 
 const ERRORS: &[ErrorSpec] = &[
-    ErrorSpec::info(
-        "no-route",
-        "destination matches no route (ICMP unreachable sent)",
-    ),
+    ErrorSpec::info("no-route", "destination matches no route (ICMP sent)"),
     ErrorSpec::info("drop-route", "destination matches a drop route"),
-    ErrorSpec::info(
-        "prohibited",
-        "destination matches a prohibit route (ICMP sent)",
-    ),
-    ErrorSpec::info(
-        "unreachable",
-        "destination matches an unreachable route (ICMP sent)",
-    ),
+    ErrorSpec::info("prohibited", "matches a prohibit route (ICMP sent)"),
+    ErrorSpec::info("unreachable", "matches an unreachable route (ICMP sent)"),
     ErrorSpec::error("bad-adjacency", "route leads to no usable adjacency"),
     ErrorSpec::error("too-short", "packet too short for its destination address"),
 ];

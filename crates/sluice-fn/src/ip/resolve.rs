@@ -42,17 +42,14 @@ const ERRORS: &[ErrorSpec] = &[
     ErrorSpec::info("request-sent", "neighbour requests sent"),
     ErrorSpec::info("held", "packets held while their neighbour resolves"),
     ErrorSpec::info("resolved", "held packets sent on after resolution"),
-    ErrorSpec::info(
-        "unresolved",
-        "held packets dropped: the neighbour never answered",
-    ),
+    ErrorSpec::info("unresolved", "held packets: the neighbour never answered"),
     ErrorSpec::info(
         "hold-queue-full",
-        "packet dropped: its neighbour's hold queue is full",
+        "dropped: its neighbour's hold queue is full",
     ),
     ErrorSpec::info(
         "too-many-unresolved",
-        "packet dropped: too many neighbours resolving",
+        "dropped: too many neighbours resolving",
     ),
     ErrorSpec::info(
         "no-source-address",
@@ -108,6 +105,8 @@ pub struct Resolve<F: Family> {
     pending: HashMap<(u32, F::Addr), Pending>,
     generation: u64,
     hz: u64,
+    /// Cycles between timer passes (10 ms).
+    tick: u64,
     last_tick: u64,
     last_age: u64,
     _family: PhantomData<F>,
@@ -125,6 +124,7 @@ impl<F: Family> Resolve<F> {
             outputs,
             pending: HashMap::new(),
             hz: sluice_graph::clock::hz() as u64,
+            tick: sluice_graph::clock::hz() as u64 / 100,
             last_tick: 0,
             last_age: 0,
             _family: PhantomData,
@@ -237,7 +237,7 @@ impl<F: Family> Node for Resolve<F> {
 
     fn poll(&mut self, cx: &mut Cx<'_>, out: &mut Next<'_>) -> InputState {
         let generation = self.fib.neighbor_generation();
-        let tick = cx.now.wrapping_sub(self.last_tick) >= self.hz / 100;
+        let tick = cx.now.wrapping_sub(self.last_tick) >= self.tick;
         if generation != self.generation && !self.pending.is_empty() {
             self.generation = generation;
             let done: Vec<_> = self

@@ -40,7 +40,7 @@ const ERRORS: &[ErrorSpec] = &[
     ),
     ErrorSpec::info(
         "fragmentation-not-supported",
-        "larger than the outgoing MTU, fragmentation allowed but not done",
+        "too big for the MTU, DF clear: not fragmented",
     ),
     ErrorSpec::error("no-headroom", "no room for the Ethernet header"),
     ErrorSpec::error("too-short", "packet shorter than its IP header"),
