@@ -38,6 +38,7 @@ fn small(tables: u32) -> FibConfig {
         },
         adjacencies: 64,
         load_balances: 8,
+        vrf_root_bits: 16,
     }
 }
 

@@ -87,6 +87,7 @@ fn net(mtu: u16) -> Net {
                 v6: shape,
                 adjacencies: 1024,
                 load_balances: 64,
+                vrf_root_bits: 16,
             },
             ifs.clone(),
         )

@@ -173,6 +173,11 @@ pub struct FibConfig {
     pub adjacencies: u32,
     /// Most ECMP groups.
     pub load_balances: u32,
+    /// Width of the first level of tables other than table 0. A 24-bit
+    /// first level commits 64 MiB once a short prefix (a default route)
+    /// covers it; VRFs usually carry few routes, so they default to 16
+    /// bits (256 KiB), and a VRF with a full table can ask for 24.
+    pub vrf_root_bits: u32,
 }
 
 impl Default for FibConfig {
@@ -195,6 +200,7 @@ impl Default for FibConfig {
             },
             adjacencies: 1 << 16,
             load_balances: 1 << 14,
+            vrf_root_bits: 16,
         }
     }
 }
@@ -394,11 +400,19 @@ impl Fib {
     pub fn new(config: FibConfig, interfaces: Arc<Interfaces>) -> Result<Fib, FibError> {
         let tables = config.tables.max(1);
         let trie = |e| FibError::Trie(Prefix::V4(Ipv4Addr::UNSPECIFIED, 0), e);
+        let shape = |base: LpmConfig, t: u32| LpmConfig {
+            root_bits: if t == 0 {
+                base.root_bits
+            } else {
+                config.vrf_root_bits
+            },
+            ..base
+        };
         let v4 = (0..tables)
-            .map(|_| Lpm::new(config.v4).map_err(trie))
+            .map(|t| Lpm::new(shape(config.v4, t)).map_err(trie))
             .collect::<Result<_, _>>()?;
         let v6 = (0..tables)
-            .map(|_| Lpm::new(config.v6).map_err(trie))
+            .map(|t| Lpm::new(shape(config.v6, t)).map_err(trie))
             .collect::<Result<_, _>>()?;
         let adjacencies = config.adjacencies.min(LB_FLAG - 1);
         let load_balances = config.load_balances.min(LB_FLAG - 1);
