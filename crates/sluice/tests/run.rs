@@ -54,6 +54,27 @@ impl Drop for Scratch {
     }
 }
 
+/// The fields of every frame of a capture as tshark decodes it (first
+/// occurrence of each, comma-separated), with IPv4, UDP and TCP checksum
+/// checks on (ICMP's are always checked).
+fn tshark_fields(capture: &Path, fields: &[&str]) -> Vec<String> {
+    let mut c = Command::new("tshark");
+    c.arg("-r").arg(capture);
+    for proto in ["ip", "udp", "tcp"] {
+        c.args(["-o", &format!("{proto}.check_checksum:TRUE")]);
+    }
+    c.args(["-T", "fields", "-E", "separator=,", "-E", "occurrence=f"]);
+    for f in fields {
+        c.args(["-e", f]);
+    }
+    let t = c.output().unwrap();
+    assert!(t.status.success(), "{}", text(&t));
+    String::from_utf8_lossy(&t.stdout)
+        .lines()
+        .map(String::from)
+        .collect()
+}
+
 /// Rows of the runtime table: name → (vectors, clocks).
 fn runtime_rows(out: &str) -> Vec<(String, u64, f64)> {
     out.lines()
@@ -174,41 +195,18 @@ via-mac = "02:00:00:00:00:fe"
     assert!(o.status.success(), "{}", text(&o));
     assert_eq!(sent, 300);
 
-    let t = Command::new("tshark")
-        .arg("-r")
-        .arg(&output)
-        .args([
-            "-o",
-            "ip.check_checksum:TRUE",
-            "-o",
-            "udp.check_checksum:TRUE",
-        ])
-        .args(["-T", "fields", "-E", "separator=,"])
-        .args([
-            "-e",
+    let lines = tshark_fields(
+        &output,
+        &[
             "eth.dst",
-            "-e",
             "eth.src",
-            "-e",
             "ip.ttl",
-            "-e",
             "ip.checksum.status",
-        ])
-        .args([
-            "-e",
             "udp.checksum.status",
-            "-e",
             "ip.dst",
-            "-e",
             "frame.len",
-        ])
-        .output()
-        .unwrap();
-    assert!(t.status.success(), "{}", text(&t));
-    let lines: Vec<String> = String::from_utf8_lossy(&t.stdout)
-        .lines()
-        .map(String::from)
-        .collect();
+        ],
+    );
     assert_eq!(lines.len(), 200, "{lines:?}");
     for l in &lines {
         let f: Vec<&str> = l.split(',').collect();
@@ -271,27 +269,9 @@ via-mac = "02:00:00:00:00:fe"
     .unwrap();
     let o = sluice().args(["run", "-c"]).arg(&cfg).output().unwrap();
     assert!(o.status.success(), "{}", text(&o));
-    let t = Command::new("tshark")
-        .arg("-r")
-        .arg(&output)
-        .args([
-            "-o",
-            "tcp.check_checksum:TRUE",
-            "-T",
-            "fields",
-            "-e",
-            "tcp.checksum.status",
-            "-e",
-            "tcp.dstport",
-        ])
-        .output()
-        .unwrap();
-    let lines: Vec<String> = String::from_utf8_lossy(&t.stdout)
-        .lines()
-        .map(String::from)
-        .collect();
+    let lines = tshark_fields(&output, &["tcp.checksum.status", "tcp.dstport"]);
     assert_eq!(lines.len(), 1000);
-    assert!(lines.iter().all(|l| l == "1\t443"), "{:?}", &lines[..3]);
+    assert!(lines.iter().all(|l| l == "1,443"), "{:?}", &lines[..3]);
 }
 
 fn refused(cfg: &str) -> String {
@@ -485,36 +465,22 @@ mac = "02:00:00:00:00:09"
         .output()
         .unwrap();
     assert!(o.status.success(), "{}", text(&o));
-    let t = Command::new("tshark")
-        .arg("-r")
-        .arg(&output)
-        .args(["-o", "ip.check_checksum:TRUE"])
-        .args(["-T", "fields", "-E", "separator=,", "-E", "occurrence=f"])
-        .args(["-e", "eth.dst", "-e", "ip.src", "-e", "ipv6.src"])
-        .args([
-            "-e",
+    let lines = tshark_fields(
+        &output,
+        &[
+            "eth.dst",
+            "ip.src",
+            "ipv6.src",
             "icmp.type",
-            "-e",
             "icmp.code",
-            "-e",
             "icmp.checksum.status",
-        ])
-        .args([
-            "-e",
             "icmpv6.type",
-            "-e",
             "icmpv6.code",
-            "-e",
             "icmpv6.checksum.status",
-        ])
-        .args(["-e", "ip.checksum.status", "-e", "_ws.malformed"])
-        .output()
-        .unwrap();
-    assert!(t.status.success(), "{}", text(&t));
-    let lines: Vec<String> = String::from_utf8_lossy(&t.stdout)
-        .lines()
-        .map(String::from)
-        .collect();
+            "ip.checksum.status",
+            "_ws.malformed",
+        ],
+    );
     let expect = [
         // eth.dst, ip.src, ipv6.src, icmp type, code, status, icmpv6 type, code, status, ip csum
         "02:00:00:00:00:09,10.0.0.254,,11,0,1,,,,1,",
@@ -612,27 +578,17 @@ mac = "02:00:00:00:00:09"
         .output()
         .unwrap();
     assert!(o.status.success(), "{}", text(&o));
-    let t = Command::new("tshark")
-        .arg("-r")
-        .arg(&output)
-        .args(["-o", "ip.check_checksum:TRUE"])
-        .args(["-T", "fields", "-E", "separator=,", "-E", "occurrence=f"])
-        .args(["-e", "vlan.id", "-e", "eth.src", "-e", "eth.dst"])
-        .args([
-            "-e",
+    let lines = tshark_fields(
+        &output,
+        &[
+            "vlan.id",
+            "eth.src",
+            "eth.dst",
             "icmp.type",
-            "-e",
             "icmp.checksum.status",
-            "-e",
             "ip.checksum.status",
-        ])
-        .output()
-        .unwrap();
-    assert!(t.status.success(), "{}", text(&t));
-    let lines: Vec<String> = String::from_utf8_lossy(&t.stdout)
-        .lines()
-        .map(String::from)
-        .collect();
+        ],
+    );
     assert_eq!(lines.len(), 11, "{lines:?}\n{}", text(&o));
     let flooded = lines
         .iter()
