@@ -156,6 +156,29 @@ impl Switch {
         }
     }
 
+    /// Starts loading the MAC-table buckets `switch` will read for `pkt`.
+    #[inline(always)]
+    fn prefetch(&self, pkt: &Packet) {
+        let Some(&(Ingress::Bridge { bridge, .. }, _)) =
+            self.ingress.get(pkt.meta().rx_if as usize)
+        else {
+            return;
+        };
+        let (Some(bd), Some(h)) = (
+            self.state.bridges.get(bridge as usize),
+            pkt.data().first_chunk::<12>(),
+        ) else {
+            return;
+        };
+        let (dst, src) = macs(h);
+        if bd.learn && src & GROUP == 0 {
+            bd.table.prefetch(src);
+        }
+        if dst & GROUP == 0 {
+            bd.table.prefetch(dst);
+        }
+    }
+
     /// Switches one frame from `meta.rx_if`, rewriting its tags on the way
     /// in if `rewrite` (frames from a BVI have none).
     #[inline(always)]
@@ -277,11 +300,35 @@ impl Node for L2Input {
 
     fn process(&mut self, cx: &mut Cx<'_>, input: &mut Frame, out: &mut Next<'_>) {
         let tick = self.switch.state.tick(cx.now);
-        for pkt in input.drain_prefetched() {
+        // Each packet's MAC-table buckets are requested AHEAD packets
+        // before it is switched, and its header twice as far ahead so that
+        // its MACs can be read by then. With a table past the L2 cache
+        // (65,536 entries, 2 MiB) this took 16 cycles off a packet; at
+        // 16,384 (512 KiB, an L2 hit) it is neutral. A pass over the whole
+        // vector first cost 4 to 6 cycles more than it saved; 8 ahead and
+        // 2 ahead were slower than 4.
+        let mut it = input.drain(..);
+        for p in it.as_slice().iter().take(2 * AHEAD) {
+            p.prefetch();
+        }
+        for p in it.as_slice().iter().take(AHEAD) {
+            self.switch.prefetch(p);
+        }
+        loop {
+            if let Some(p) = it.as_slice().get(2 * AHEAD) {
+                p.prefetch();
+            }
+            if let Some(p) = it.as_slice().get(AHEAD) {
+                self.switch.prefetch(p);
+            }
+            let Some(pkt) = it.next() else { break };
             self.switch.switch(pkt, tick, true, out);
         }
     }
 }
+
+/// Packets between a MAC-table prefetch and its lookup in `l2-input`.
+const AHEAD: usize = 4;
 
 /// `l2-bvi-output`: frames the L3 path sends out of a BVI (`meta.tx_if`),
 /// switched in the BVI's bridge.

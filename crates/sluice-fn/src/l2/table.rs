@@ -38,6 +38,8 @@
 
 use std::sync::atomic::{AtomicU16, AtomicU32, AtomicU64, Ordering};
 
+use sluice_buf::table::prefetch;
+
 /// Slots per bucket: the tag word, five keys (8 bytes) and five times
 /// (2 bytes) fit a 64-byte line.
 const SLOTS: usize = 5;
@@ -257,6 +259,18 @@ impl MacTable {
     #[inline(always)]
     pub fn lookup(&self, mac: u64) -> Option<Hit> {
         self.find(mac, self.place(mac))
+    }
+
+    /// Starts loading the bucket a [`lookup`](Self::lookup) or
+    /// [`learn`](Self::learn) of `mac` will read first, for a caller that
+    /// knows the MAC some packets before it looks it up: with the table
+    /// bigger than the L1 cache, that load is most of a lookup's cost. (The
+    /// second bucket is left alone: nine entries in ten are in their first.)
+    #[inline(always)]
+    pub fn prefetch(&self, mac: u64) {
+        if let Some(b) = self.buckets.get(self.place(mac).b1) {
+            prefetch(b);
+        }
     }
 
     /// Records that `mac` was seen on `port` at `tick`: refreshes, moves or
