@@ -51,6 +51,7 @@ fn measure<K: Key>(
     max_groups: u32,
     batch: bool,
     huge_pages: bool,
+    stride: u32,
     routes: &[(K, u8, u32)],
     ips: &[K],
 ) -> Figures {
@@ -58,6 +59,7 @@ fn measure<K: Key>(
         root_bits,
         max_groups,
         huge_pages,
+        stride,
     })
     .expect("trie");
     let t0 = Instant::now();
@@ -125,7 +127,7 @@ fn measure<K: Key>(
     }
 }
 
-fn run<K: Addr>(f: &Family, shapes: &[(u32, u32, bool, bool)]) {
+fn run<K: Addr>(f: &Family, shapes: &[(u32, u32, bool, bool, u32)]) {
     println!("\n== IPv{} ==", if f.v6 { 6 } else { 4 });
     let Some((routes, ips)) = files(f) else {
         println!("dpdk-test-fib is not installed (Debian package dpdk-dev): no peer, no files");
@@ -148,11 +150,11 @@ fn run<K: Addr>(f: &Family, shapes: &[(u32, u32, bool, bool)]) {
         println!("DPDK: could not run dpdk-test-fib's timing");
     }
     let mut sums = Vec::new();
-    for &(root_bits, groups, batch, huge) in shapes {
-        let m = measure::<K>(root_bits, groups, batch, huge, &r, &a);
+    for &(root_bits, groups, batch, huge, stride) in shapes {
+        let m = measure::<K>(root_bits, groups, batch, huge, stride, &r, &a);
         sums.push(m.checksum);
         print!(
-            "sluice {root_bits}-8…{}{}: lookup {:.1} cycles",
+            "sluice {root_bits}-{stride}…{}{}: lookup {:.1} cycles",
             if batch { " batched" } else { " one by one" },
             if huge { ", THP" } else { ", 4K pages" },
             m.lookup
@@ -189,11 +191,12 @@ fn main() {
         run::<u32>(
             &V4,
             &[
-                (16, 1 << 17, false, true),
-                (24, 1 << 17, false, true),
-                (16, 1 << 17, true, true),
-                (24, 1 << 17, true, true),
-                (24, 1 << 17, true, false),
+                (16, 1 << 17, false, true, 8),
+                (24, 1 << 17, false, true, 8),
+                (16, 1 << 17, true, true, 8),
+                (24, 1 << 17, true, true, 8),
+                (24, 1 << 17, true, false, 8),
+                (24, 1 << 21, true, true, 4),
             ],
         );
     }
@@ -201,11 +204,13 @@ fn main() {
         run::<u128>(
             &V6,
             &[
-                (16, 1 << 22, false, true),
-                (24, 1 << 22, false, true),
-                (16, 1 << 22, true, true),
-                (24, 1 << 22, true, true),
-                (24, 1 << 22, true, false),
+                (16, 1 << 22, false, true, 8),
+                (24, 1 << 22, false, true, 8),
+                (16, 1 << 22, true, true, 8),
+                (24, 1 << 22, true, true, 8),
+                (24, 1 << 22, true, false, 8),
+                (24, 1 << 26, true, true, 4),
+                (16, 1 << 26, true, true, 4),
             ],
         );
     }

@@ -30,11 +30,13 @@ fn small(tables: u32) -> FibConfig {
             root_bits: 16,
             max_groups: 1024,
             huge_pages: false,
+            stride: 8,
         },
         v6: LpmConfig {
             root_bits: 16,
             max_groups: 1024,
             huge_pages: false,
+            stride: 8,
         },
         adjacencies: 64,
         load_balances: 8,

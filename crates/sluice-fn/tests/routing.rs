@@ -78,6 +78,7 @@ fn net(mtu: u16) -> Net {
         root_bits: 16,
         max_groups: 4096,
         huge_pages: false,
+        stride: 8,
     };
     let fib = Arc::new(
         Fib::new(
