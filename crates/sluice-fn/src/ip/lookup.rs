@@ -97,6 +97,7 @@ impl<F: Family> Node for Lookup<F> {
                     t.lookup_batch(&self.keys, &mut self.values);
                 }
             }
+            let mut no_route = 0u64;
             for (k, mut pkt) in input.drain(..n).enumerate() {
                 let Some(dst) = F::dst(pkt.data()) else {
                     out.drop(pkt, error::TOO_SHORT);
@@ -108,7 +109,9 @@ impl<F: Family> Node for Lookup<F> {
                     None => 0,
                 };
                 if v == 0 {
-                    out.count(error::NO_ROUTE, 1);
+                    // Counted once per batch: a miss is common (scans,
+                    // default-free tables), a counter write per packet not.
+                    no_route += 1;
                     Unreachable::NoRoute.mark(&mut pkt, 0);
                     out.send(next::ICMP_ERROR, pkt);
                     continue;
@@ -139,6 +142,9 @@ impl<F: Family> Node for Lookup<F> {
                     }
                     AdjKind::Free => out.drop(pkt, error::BAD_ADJACENCY),
                 }
+            }
+            if no_route > 0 {
+                out.count(error::NO_ROUTE, no_route);
             }
         }
     }
