@@ -1,9 +1,17 @@
 //! Sluice's network functions, one module per function family.
 //!
-//! So far the IPv4 forwarding chain VPP made classic:
+//! - [`l2`]: bridge domains (learning, aging, flooding with split horizon,
+//!   VLAN tag rewrite), cross-connects, the BVI;
+//! - [`fib`]: per-table IPv4 and IPv6 longest-prefix match updated in place
+//!   while workers forward, adjacencies, ECMP, the neighbour table;
+//! - [`ip`], [`ip4`], [`ip6`]: the routing path (input checks, lookup,
+//!   rewrite, local delivery, ICMP errors, ARP and ND), assembled per
+//!   worker by [`Router`];
+//! - [`host`]: the packets a router sends as a host (ICMP, ARP, ND).
 //!
 //! ```text
-//! <if>-input → ethernet-input → ip4-input → ip4-lookup → ip4-rewrite → <if>-output
+//! <if>-input → ethernet-input → ipN-input → ipN-lookup → ipN-rewrite → <if>-output
+//! <if>-input → l2-input → <if>-output (or l2-flood, or the BVI's ethernet-input)
 //! ```
 //!
 //! Every node drops with a named counter; nothing here panics on packet
