@@ -1,6 +1,8 @@
 //! The driver trait and the nodes that put a driver in the graph.
 
+use std::os::fd::RawFd;
 use std::sync::Arc;
+use std::sync::atomic::{AtomicU8, AtomicU64, Ordering};
 
 use sluice_buf::BufCache;
 use sluice_graph::iface::{IfCounters, IfIndex};
@@ -28,6 +30,68 @@ pub trait Driver: Send {
 
     /// Pushes out whatever the driver buffers (a file writer), at stop.
     fn flush(&mut self) {}
+
+    /// Packets dropped on receive since the last call (by the kernel for
+    /// a full ring, or by the driver for no buffer or a bad frame), for
+    /// the interface's `rx-drops` counter.
+    fn take_rx_drops(&mut self) -> u64 {
+        0
+    }
+
+    /// A descriptor that becomes readable when packets wait, for a worker
+    /// that has been idle to sleep on instead of spinning.
+    fn wait_fd(&self) -> Option<RawFd> {
+        None
+    }
+}
+
+/// The state of an interface's link as its driver last saw it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[repr(u8)]
+pub enum LinkState {
+    /// Up with carrier: packets flow.
+    Up = 0,
+    /// Administratively down, or no carrier.
+    Down = 1,
+    /// The kernel device behind the interface no longer exists.
+    Gone = 2,
+}
+
+/// An interface's link state and how often it went down, written by its
+/// drivers (on any worker) and read by `show interface`.
+#[derive(Debug, Default)]
+pub struct LinkStatus {
+    state: AtomicU8,
+    downs: AtomicU64,
+}
+
+impl LinkStatus {
+    /// A status that starts up.
+    pub fn new() -> Arc<LinkStatus> {
+        Arc::new(LinkStatus::default())
+    }
+
+    /// The state last set.
+    pub fn state(&self) -> LinkState {
+        match self.state.load(Ordering::Relaxed) {
+            0 => LinkState::Up,
+            1 => LinkState::Down,
+            _ => LinkState::Gone,
+        }
+    }
+
+    /// Sets the state; a change away from up counts as one `down`.
+    pub fn set(&self, state: LinkState) {
+        let old = self.state.swap(state as u8, Ordering::Relaxed);
+        if old == LinkState::Up as u8 && state != LinkState::Up {
+            self.downs.fetch_add(1, Ordering::Relaxed);
+        }
+    }
+
+    /// How many times the link left the up state.
+    pub fn downs(&self) -> u64 {
+        self.downs.load(Ordering::Relaxed)
+    }
 }
 
 /// `<interface>-input`: polls a driver and sends what it receives to
@@ -80,6 +144,12 @@ impl<D: Driver> Node for InterfaceInput<D> {
         let state = self
             .driver
             .rx_burst(cx.buffers, &mut self.frame, self.burst);
+        let drops = self.driver.take_rx_drops();
+        if drops > 0
+            && let Some(c) = self.counters.get(self.index as usize)
+        {
+            c.rx_drops.add(drops);
+        }
         if self.frame.is_empty() {
             return match state {
                 InputState::Busy(_) => InputState::Idle,
@@ -166,5 +236,22 @@ impl<D: Driver> Node for InterfaceOutput<D> {
 
     fn stop(&mut self, _cx: &mut Cx<'_>) {
         self.driver.flush();
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn link_status_counts_each_fall() {
+        let s = LinkStatus::new();
+        assert_eq!(s.state(), LinkState::Up);
+        s.set(LinkState::Down);
+        s.set(LinkState::Gone);
+        assert_eq!((s.state(), s.downs()), (LinkState::Gone, 1));
+        s.set(LinkState::Up);
+        s.set(LinkState::Down);
+        assert_eq!(s.downs(), 2);
     }
 }

@@ -10,14 +10,22 @@
 //! - [`pcap`]: replay a capture file in, write one out (Wireshark and tshark
 //!   open it);
 //! - [`sink`]: a null interface that reads what it checks and frees.
-#![forbid(unsafe_code)]
+//!
+//! The kernel-facing drivers share [`sys`], the one module with `unsafe`
+//! code: sockets, ring mappings, interface ioctls, network namespaces.
+#![deny(unsafe_code)]
+#![deny(unsafe_op_in_unsafe_fn, clippy::undocumented_unsafe_blocks)]
 #![deny(missing_docs)]
 
 mod driver;
 pub mod pcap;
 pub mod pg;
 pub mod sink;
+#[allow(unsafe_code)]
+pub mod sys;
 
 pub use driver::{
-    Driver, InterfaceInput, InterfaceOutput, RxState, input_node_name, output_node_name,
+    Driver, InterfaceInput, InterfaceOutput, LinkState, LinkStatus, RxState, input_node_name,
+    output_node_name,
 };
+pub use sys::KernelError;
