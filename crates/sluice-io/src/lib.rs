@@ -11,6 +11,9 @@
 //!   open it);
 //! - [`sink`]: a null interface that reads what it checks and frees.
 //!
+//! [`offload`] turns what a Linux host leaves to "the hardware" (partial
+//! checksums, 64 KiB TCP segments) into ordinary frames.
+//!
 //! The kernel-facing drivers share [`sys`], the one module with `unsafe`
 //! code: sockets, ring mappings, interface ioctls, network namespaces.
 #![deny(unsafe_code)]
@@ -18,6 +21,7 @@
 #![deny(missing_docs)]
 
 mod driver;
+pub mod offload;
 pub mod pcap;
 pub mod pg;
 pub mod sink;
