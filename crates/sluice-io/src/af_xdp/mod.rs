@@ -62,6 +62,10 @@ pub struct AfXdpConfig {
     pub copy: CopyMode,
     /// Where the XDP program runs; `None` tries the driver, then generic.
     pub hook: Option<XdpHook>,
+    /// Complete TCP/UDP checksums that a host on a veth left for "the
+    /// hardware" (see [`crate::offload::complete_partial`]); XDP gets such
+    /// frames as they are. Costs a pseudo-header sum per TCP/UDP frame.
+    pub complete_checksums: bool,
 }
 
 impl AfXdpConfig {
@@ -73,6 +77,7 @@ impl AfXdpConfig {
             ring_size: 2048,
             copy: CopyMode::Auto,
             hook: None,
+            complete_checksums: true,
         }
     }
 
@@ -295,6 +300,7 @@ fn halves_of(
         watch: LinkWatch::new(Link::open(&config.device)?, status.clone()),
         drops: 0,
         fill_target: config.ring_size,
+        complete_checksums: config.complete_checksums,
         shared: shared.clone(),
     };
     let mut cache = pool.cache(64);
@@ -323,6 +329,7 @@ pub struct AfXdpRx {
     watch: LinkWatch,
     drops: u64,
     fill_target: u32,
+    complete_checksums: bool,
     shared: Arc<XskShared>,
 }
 
@@ -412,6 +419,9 @@ impl Driver for AfXdpRx {
                 && p.set_len(offset - self.layout.data_start + len).is_ok()
                 && p.advance(offset - self.layout.data_start).is_ok();
             if ok {
+                if self.complete_checksums {
+                    crate::offload::complete_partial(p.data_mut());
+                }
                 out.push(p);
             } else {
                 buffers.free(p);
