@@ -9,12 +9,13 @@ use sluice_fn::{Fib, FibConfig, IfAddrs, Router};
 use sluice_graph::iface::{IfStats, Interfaces};
 use sluice_graph::worker::Workers;
 use sluice_graph::{Graph, GraphBuilder, GraphStats, runtime};
+use sluice_io::af_xdp::{self, AfXdpConfig, AfXdpRx, AfXdpTx};
 use sluice_io::pcap::{PcapCapture, PcapReplay};
 use sluice_io::pg::PacketGenerator;
 use sluice_io::sink::Sink;
-use sluice_io::{InterfaceInput, InterfaceOutput};
+use sluice_io::{InterfaceInput, InterfaceOutput, LinkStatus, Queues};
 
-use crate::config::{Config, Driver};
+use crate::config::{Config, Driver, Interface};
 use crate::show;
 
 /// Errors building or running the data plane.
@@ -41,12 +42,101 @@ pub enum DataplaneError {
     /// Threads.
     #[error("cannot start workers: {0}")]
     Threads(#[from] std::io::Error),
+    /// A kernel interface could not be attached.
+    #[error("interface {0}: {1}")]
+    Kernel(String, sluice_io::KernelError),
+    /// A kernel interface's queues do not fit the workers.
+    #[error("interface {0}: {1}")]
+    Queues(String, String),
+}
+
+/// The queues of one kernel interface, opened, waiting for their workers.
+enum Opened {
+    /// Queue halves by queue number, taken by their workers.
+    AfXdp(Vec<Option<(AfXdpRx, AfXdpTx)>>),
+}
+
+/// The kernel interfaces, opened: per interface (by index), its queues
+/// and link state, and the interfaces with the devices' MACs filled in.
+struct KernelPorts {
+    opened: Vec<Option<Opened>>,
+    links: Vec<Option<Arc<LinkStatus>>>,
+    interfaces: Vec<Interface>,
+}
+
+/// Opens the kernel interfaces of `config`: their queues, and what they
+/// say of themselves (MAC, link state).
+fn open_kernel(config: &Config, pool: &Pool) -> Result<KernelPorts, DataplaneError> {
+    let mut opened = Vec::new();
+    let mut status = Vec::new();
+    let mut ifs = config.interfaces.clone();
+    for (k, i) in config.interfaces.iter().enumerate() {
+        let Some(kernel) = i.driver.kernel() else {
+            opened.push(None);
+            status.push(None);
+            continue;
+        };
+        let err = |e| DataplaneError::Kernel(i.name.clone(), e);
+        if (kernel.queues as usize) < config.workers {
+            return Err(DataplaneError::Queues(
+                i.name.clone(),
+                format!(
+                    "{} queue(s) for {} workers: every worker needs one (set `queues`)",
+                    kernel.queues, config.workers
+                ),
+            ));
+        }
+        let st = LinkStatus::new();
+        let q = match &i.driver {
+            Driver::AfXdp(_) => {
+                let cfg = AfXdpConfig {
+                    queues: kernel.queues,
+                    ring_size: kernel.ring_size,
+                    ..AfXdpConfig::new(&kernel.device)
+                };
+                let (queues, _info) = af_xdp::open(&cfg, pool, &st).map_err(err)?;
+                Opened::AfXdp(queues.into_iter().map(Some).collect())
+            }
+            other => {
+                return Err(DataplaneError::Queues(
+                    i.name.clone(),
+                    format!(
+                        "the {} driver is not built into this Sluice yet",
+                        other.kind()
+                    ),
+                ));
+            }
+        };
+        if !kernel.mac_configured {
+            let link = sluice_io::sys::link::Link::open(&kernel.device).map_err(err)?;
+            ifs[k].mac = link.mac().map_err(err)?;
+        }
+        opened.push(Some(q));
+        status.push(Some(st));
+    }
+    Ok(KernelPorts {
+        opened,
+        links: status,
+        interfaces: ifs,
+    })
+}
+
+/// Worker `w`'s share of `items`, by position: every `workers`-th from
+/// `w`. What is taken leaves `None` behind, so positions do not move.
+fn share<T>(items: &mut [Option<T>], w: usize, workers: usize) -> Vec<T> {
+    items
+        .iter_mut()
+        .enumerate()
+        .filter(|(q, _)| q % workers == w)
+        .filter_map(|(_, t)| t.take())
+        .collect()
 }
 
 /// A built data plane, ready to run.
 pub struct Dataplane {
     pool: Pool,
     interfaces: Arc<Interfaces>,
+    links: Vec<Option<Arc<LinkStatus>>>,
     if_stats: IfStats,
     graphs: Vec<Graph>,
     cores: Vec<usize>,
@@ -119,7 +209,12 @@ impl Dataplane {
             huge_pages: config.huge_pages,
             lock: true,
         })?;
-        let interfaces = Arc::new(config.interface_table());
+        let KernelPorts {
+            mut opened,
+            links,
+            interfaces: ifs,
+        } = open_kernel(config, &pool)?;
+        let interfaces = Arc::new(crate::config::interface_table(&ifs));
         let router = router(config, &interfaces)?;
         let l2 = sluice_fn::L2State::new(sluice_fn::L2Config::new(
             config.bridges.clone(),
@@ -215,6 +310,28 @@ impl Dataplane {
                     }
                     // Its output is `l2-bvi-output`, one of the L2 nodes.
                     Driver::Bvi => {}
+                    Driver::AfXdp(_) | Driver::AfPacket(_) | Driver::Tap(_) => {
+                        let (rx, tx) = match opened[k].as_mut() {
+                            Some(Opened::AfXdp(slots)) => share(slots, w, config.workers)
+                                .into_iter()
+                                .unzip::<_, _, Vec<_>, Vec<_>>(),
+                            None => (Vec::new(), Vec::new()),
+                        };
+                        b.add(Box::new(InterfaceInput::new(
+                            &i.name,
+                            idx,
+                            Queues::new(rx),
+                            counters.clone(),
+                            config.burst,
+                            next,
+                        )))?;
+                        b.add(Box::new(InterfaceOutput::new(
+                            &i.name,
+                            idx,
+                            Queues::new(tx),
+                            counters.clone(),
+                        )))?;
+                    }
                 }
             }
             for node in router.nodes().into_iter().chain(sluice_fn::l2::nodes(&l2)) {
@@ -225,6 +342,7 @@ impl Dataplane {
         Ok(Dataplane {
             pool,
             interfaces,
+            links,
             if_stats,
             graphs,
             cores: config.cores.clone(),
@@ -245,6 +363,7 @@ impl Dataplane {
         let Dataplane {
             pool,
             interfaces,
+            links,
             if_stats,
             graphs,
             cores,
@@ -277,7 +396,7 @@ impl Dataplane {
             packets_in: runtime::packets_in(&refs),
             packets_dropped: runtime::packets_dropped(&refs),
             runtime: runtime::show_runtime(&refs, seconds, &pinned),
-            interfaces: show::interfaces(&interfaces, &if_stats),
+            interfaces: show::interfaces(&interfaces, &if_stats, &links),
             errors: runtime::show_errors(&refs),
             rows: runtime::rows(&refs),
             if_counts,

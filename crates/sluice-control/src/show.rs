@@ -3,17 +3,35 @@
 
 use std::fmt::Write;
 
-use sluice_graph::iface::{IfStats, Interfaces};
+use std::sync::Arc;
 
-/// The interface table with every non-zero counter, summed over workers.
-pub fn interfaces(interfaces: &Interfaces, stats: &IfStats) -> String {
+use sluice_graph::iface::{IfStats, Interfaces};
+use sluice_io::{LinkState, LinkStatus};
+
+/// The interface table with every non-zero counter, summed over workers,
+/// and the link state of kernel interfaces (`links`, by index).
+pub fn interfaces(
+    interfaces: &Interfaces,
+    stats: &IfStats,
+    links: &[Option<Arc<LinkStatus>>],
+) -> String {
     let mut out = String::new();
     let _ = writeln!(
         out,
-        "{:<16}{:>5}  {:<9}{:>6}  {:<18}{:>16}",
+        "{:<16}{:>5}  {:<15}{:>6}  {:<18}{:>16}",
         "Name", "Idx", "Driver", "MTU", "Counter", "Count"
     );
     for i in interfaces.iter() {
+        let link = links.get(i.index as usize).and_then(|l| l.as_ref());
+        let state = link.map(|l| match l.state() {
+            LinkState::Up => "up",
+            LinkState::Down => "down",
+            LinkState::Gone => "gone",
+        });
+        let driver = match state {
+            Some(s) => format!("{} {s}", i.driver),
+            None => i.driver.clone(),
+        };
         let counters = [
             ("rx packets", stats.sum(i.index, |c| &c.rx_packets)),
             ("rx bytes", stats.sum(i.index, |c| &c.rx_bytes)),
@@ -21,25 +39,26 @@ pub fn interfaces(interfaces: &Interfaces, stats: &IfStats) -> String {
             ("tx packets", stats.sum(i.index, |c| &c.tx_packets)),
             ("tx bytes", stats.sum(i.index, |c| &c.tx_bytes)),
             ("tx errors", stats.sum(i.index, |c| &c.tx_errors)),
+            ("link downs", link.map_or(0, |l| l.downs())),
         ];
         let mut first = true;
         for (name, v) in counters.iter().filter(|(_, v)| *v > 0) {
             if first {
                 let _ = writeln!(
                     out,
-                    "{:<16}{:>5}  {:<9}{:>6}  {:<18}{:>16}",
-                    i.name, i.index, i.driver, i.mtu, name, v
+                    "{:<16}{:>5}  {:<15}{:>6}  {:<18}{:>16}",
+                    i.name, i.index, driver, i.mtu, name, v
                 );
                 first = false;
             } else {
-                let _ = writeln!(out, "{:<40}{:<18}{:>16}", "", name, v);
+                let _ = writeln!(out, "{:<46}{:<18}{:>16}", "", name, v);
             }
         }
         if first {
             let _ = writeln!(
                 out,
-                "{:<16}{:>5}  {:<9}{:>6}",
-                i.name, i.index, i.driver, i.mtu
+                "{:<16}{:>5}  {:<15}{:>6}",
+                i.name, i.index, driver, i.mtu
             );
         }
     }

@@ -515,7 +515,7 @@ driver = "pg"
 
 [[interface]]
 name = "eth0"
-driver = "af-packet"
+driver = "vhost-user-ng"
 "#,
         7,
         "interface[1].driver",
@@ -1851,4 +1851,52 @@ fn bad_bridges_are_refused() {
         4,
         "interface[0].address",
     );
+}
+
+#[test]
+fn kernel_interfaces_need_a_device_and_sane_queues() {
+    let m = refused(
+        "[[interface]]\nname = \"eth0\"\ndriver = \"af-xdp\"\n",
+        3,
+        "interface[0].device",
+    );
+    assert_contains(&m, "needs `device`");
+    let m = refused(
+        "[[interface]]\nname = \"eth0\"\ndriver = \"af-packet\"\ndevice = \"veth0\"\nring-size = 1000\n",
+        5,
+        "interface[0].ring-size",
+    );
+    assert_contains(&m, "power of two");
+    let m = refused(
+        "[[interface]]\nname = \"eth0\"\ndriver = \"af-xdp\"\ndevice = \"veth0\"\nnetns = \"blue\"\n",
+        5,
+        "interface[0].netns",
+    );
+    assert_contains(&m, "own namespace");
+    let m = refused(
+        "[[interface]]\nname = \"s\"\ndriver = \"sink\"\ndevice = \"veth0\"\n",
+        4,
+        "interface[0].device",
+    );
+    assert_contains(&m, "takes no `device`");
+    let m = refused(
+        "[[interface]]\nname = \"t\"\ndriver = \"tap\"\nqueues = 2\n",
+        4,
+        "interface[0].queues",
+    );
+    assert_contains(&m, "one queue");
+}
+
+#[test]
+fn a_tap_is_named_after_its_interface() {
+    let c = sluice_control::Config::parse(
+        "[[interface]]\nname = \"tap7\"\ndriver = \"tap\"\nnetns = \"blue\"\naddress = [\"10.0.0.1/24\"]\n",
+    )
+    .unwrap();
+    let k = c.interfaces[0].driver.kernel().unwrap();
+    assert_eq!(
+        (k.device.as_str(), k.netns.as_deref(), k.queues),
+        ("tap7", Some("blue"), 1)
+    );
+    assert!(!k.mac_configured);
 }

@@ -45,6 +45,67 @@ pub trait Driver: Send {
     }
 }
 
+/// Several queues of one interface served by one worker, as one driver:
+/// receive polls each in turn; transmit uses the first.
+#[derive(Debug)]
+pub struct Queues<D> {
+    queues: Vec<D>,
+    next: usize,
+}
+
+impl<D: Driver> Queues<D> {
+    /// Wraps the queues (at least one).
+    pub fn new(queues: Vec<D>) -> Queues<D> {
+        Queues { queues, next: 0 }
+    }
+}
+
+impl<D: Driver> Driver for Queues<D> {
+    fn rx_burst(&mut self, buffers: &mut BufCache, out: &mut Frame, max: usize) -> RxState {
+        let n = self.queues.len();
+        let mut busy = 0;
+        for k in 0..n {
+            let room = max.saturating_sub(out.len());
+            if room == 0 {
+                break;
+            }
+            let q = (self.next + k) % n;
+            if let InputState::Busy(got) = self.queues[q].rx_burst(buffers, out, room) {
+                busy += got;
+            }
+        }
+        self.next = (self.next + 1) % n.max(1);
+        if busy > 0 {
+            InputState::Busy(busy)
+        } else {
+            InputState::Idle
+        }
+    }
+
+    fn tx_burst(&mut self, buffers: &mut BufCache, packets: &mut Frame) -> usize {
+        match self.queues.first_mut() {
+            Some(q) => q.tx_burst(buffers, packets),
+            None => {
+                let n = packets.len();
+                buffers.free_all(packets);
+                n
+            }
+        }
+    }
+
+    fn flush(&mut self) {
+        self.queues.iter_mut().for_each(|q| q.flush());
+    }
+
+    fn take_rx_drops(&mut self) -> u64 {
+        self.queues.iter_mut().map(|q| q.take_rx_drops()).sum()
+    }
+
+    fn wait_fd(&self) -> Option<RawFd> {
+        self.queues.first().and_then(|q| q.wait_fd())
+    }
+}
+
 /// The state of an interface's link as its driver last saw it.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 #[repr(u8)]

@@ -35,7 +35,7 @@ pub mod sink;
 pub mod sys;
 
 pub use driver::{
-    Driver, InterfaceInput, InterfaceOutput, LinkState, LinkStatus, RxState, input_node_name,
-    output_node_name,
+    Driver, InterfaceInput, InterfaceOutput, LinkState, LinkStatus, Queues, RxState,
+    input_node_name, output_node_name,
 };
 pub use sys::KernelError;

@@ -110,6 +110,27 @@ pub enum Driver {
     /// A bridge's virtual interface: the bridge's port into routing. It
     /// transmits into its bridge and receives what the bridge sends it.
     Bvi,
+    /// A kernel device through AF_XDP sockets.
+    AfXdp(Kernel),
+    /// A kernel device through AF_PACKET sockets.
+    AfPacket(Kernel),
+    /// A TAP device Sluice creates (or attaches to).
+    Tap(Kernel),
+}
+
+/// Where a kernel-facing interface attaches.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Kernel {
+    /// The kernel device (for a TAP, the one to create).
+    pub device: String,
+    /// The network namespace the device is in (`ip netns` name).
+    pub netns: Option<String>,
+    /// Queues (one socket each), spread over the workers.
+    pub queues: u32,
+    /// Ring entries per queue.
+    pub ring_size: u32,
+    /// Whether the MAC was configured (else the device's is used).
+    pub mac_configured: bool,
 }
 
 impl Driver {
@@ -121,12 +142,23 @@ impl Driver {
             Driver::PcapOut { .. } => "pcap-out",
             Driver::Sink => "sink",
             Driver::Bvi => "bvi",
+            Driver::AfXdp(_) => "af-xdp",
+            Driver::AfPacket(_) => "af-packet",
+            Driver::Tap(_) => "tap",
         }
     }
 
-    /// Whether it receives.
+    /// Whether it only receives (a generator or a replay).
     pub fn is_input(&self) -> bool {
         matches!(self, Driver::Pg | Driver::PcapIn { .. })
+    }
+
+    /// The kernel device behind it, if any.
+    pub fn kernel(&self) -> Option<&Kernel> {
+        match self {
+            Driver::AfXdp(k) | Driver::AfPacket(k) | Driver::Tap(k) => Some(k),
+            _ => None,
+        }
     }
 }
 
@@ -177,6 +209,10 @@ struct RawInterface {
     repeat: Option<Spanned<i64>>,
     address: Option<Spanned<Vec<String>>>,
     table: Option<Spanned<i64>>,
+    device: Option<Spanned<String>>,
+    netns: Option<Spanned<String>>,
+    queues: Option<Spanned<i64>>,
+    ring_size: Option<Spanned<i64>>,
 }
 
 #[derive(Deserialize)]
@@ -406,8 +442,86 @@ fn parse_size(v: &IntOrStr) -> Result<PacketSize, String> {
     }
 }
 
+/// The kernel side of an `af-xdp`, `af-packet` or `tap` interface.
+fn kernel(
+    c: &Checker<'_>,
+    r: &RawInterface,
+    name: &str,
+    kind: &str,
+    key: &dyn Fn(&str) -> String,
+) -> Result<Kernel, ConfigError> {
+    let device = match &r.device {
+        Some(d) => {
+            let v = d.get_ref();
+            if v.is_empty() || v.len() > 15 || v.contains(['/', ' ', '\0']) {
+                return c.err(
+                    d.span(),
+                    key("device"),
+                    format!("`{v}` is not a device name (1 to 15 characters, no '/' or spaces)"),
+                );
+            }
+            v.clone()
+        }
+        // A TAP is made under the interface's own name by default.
+        None if kind == "tap" && name.len() <= 15 => name.to_string(),
+        None => {
+            return c.err(
+                r.driver.span(),
+                key("device"),
+                format!("a {kind} interface needs `device`, the kernel device to attach to"),
+            );
+        }
+    };
+    let netns = match &r.netns {
+        Some(n) if kind == "af-xdp" => {
+            return c.err(
+                n.span(),
+                key("netns"),
+                "an af-xdp interface attaches in Sluice's own namespace; move the device there",
+            );
+        }
+        Some(n) if n.get_ref().is_empty() || n.get_ref().contains('/') => {
+            return c.err(n.span(), key("netns"), "not a namespace name");
+        }
+        Some(n) => Some(n.get_ref().clone()),
+        None => None,
+    };
+    let queues = match &r.queues {
+        Some(v) => c.int::<u32>(v, &key("queues"), 1, 64)?,
+        None => 1,
+    };
+    if kind == "tap" && queues != 1 {
+        return c.err(
+            r.queues.as_ref().map(|v| v.span()).unwrap_or_default(),
+            key("queues"),
+            "a tap interface has one queue",
+        );
+    }
+    let ring_size = match &r.ring_size {
+        Some(v) => {
+            let n = c.int::<u32>(v, &key("ring-size"), 64, 32768)?;
+            if !n.is_power_of_two() {
+                return c.err(
+                    v.span(),
+                    key("ring-size"),
+                    format!("{n} is not a power of two"),
+                );
+            }
+            n
+        }
+        None => 2048,
+    };
+    Ok(Kernel {
+        device,
+        netns,
+        queues,
+        ring_size,
+        mac_configured: r.mac.is_some(),
+    })
+}
+
 /// The graph's view of `interfaces`: index, name, MAC, MTU, output node.
-fn interface_table(interfaces: &[Interface]) -> sluice_graph::iface::Interfaces {
+pub(crate) fn interface_table(interfaces: &[Interface]) -> sluice_graph::iface::Interfaces {
     let mut table = sluice_graph::iface::Interfaces::new();
     for i in interfaces {
         let output = match i.driver {
@@ -555,16 +669,39 @@ impl Config {
                 "pcap-out" => Driver::PcapOut {
                     file: file("pcap-out")?,
                 },
+                kind @ ("af-xdp" | "af-packet" | "tap") => {
+                    let k = kernel(&c, r, &name, kind, &key)?;
+                    match kind {
+                        "af-xdp" => Driver::AfXdp(k),
+                        "af-packet" => Driver::AfPacket(k),
+                        _ => Driver::Tap(k),
+                    }
+                }
                 other => {
                     return c.err(
                         r.driver.span(),
                         key("driver"),
                         format!(
-                            "`{other}`: use \"pg\", \"pcap-in\", \"pcap-out\", \"sink\" or \"bvi\""
+                            "`{other}`: use \"pg\", \"pcap-in\", \"pcap-out\", \"sink\", \"bvi\", \"af-xdp\", \"af-packet\" or \"tap\""
                         ),
                     );
                 }
             };
+            if driver.kernel().is_none() {
+                let stray = [
+                    ("device", r.device.as_ref().map(|v| v.span())),
+                    ("netns", r.netns.as_ref().map(|v| v.span())),
+                    ("queues", r.queues.as_ref().map(|v| v.span())),
+                    ("ring-size", r.ring_size.as_ref().map(|v| v.span())),
+                ];
+                if let Some((k, Some(span))) = stray.into_iter().find(|(_, s)| s.is_some()) {
+                    return c.err(
+                        span,
+                        key(k),
+                        format!("a {} interface takes no `{k}`", driver.kind()),
+                    );
+                }
+            }
             if r.file.is_some() && !matches!(driver, Driver::PcapIn { .. } | Driver::PcapOut { .. })
             {
                 let f = r.file.as_ref().map(|f| f.span()).unwrap_or_default();

@@ -10,6 +10,7 @@
 pub struct LentSet {
     bits: Vec<u64>,
     count: usize,
+    capacity: u32,
 }
 
 impl LentSet {
@@ -18,12 +19,16 @@ impl LentSet {
         LentSet {
             bits: vec![0; (buffers as usize).div_ceil(64)],
             count: 0,
+            capacity: buffers,
         }
     }
 
     /// Adds `i`; false if it was already in (or out of range).
     #[inline]
     pub fn insert(&mut self, i: u32) -> bool {
+        if i >= self.capacity {
+            return false;
+        }
         let Some(w) = self.bits.get_mut(i as usize / 64) else {
             return false;
         };

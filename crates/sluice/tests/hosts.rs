@@ -1,0 +1,187 @@
+//! Real Linux hosts routed through `sluice run`: two network namespaces,
+//! each a host on its own veth, with Sluice as their router in between.
+//! Per kernel driver: ping (IPv4 and IPv6, hosts and the router itself)
+//! and an iperf3 TCP transfer, then a clean stop with every buffer back.
+
+use std::io::{BufRead, BufReader};
+use std::process::{Child, Command, Stdio};
+use std::sync::mpsc;
+use std::time::Duration;
+
+use sluice_testnet::{Host, require, require_root};
+
+/// A running `sluice run`, stopped with SIGTERM (by its PID) on drop.
+struct Sluice {
+    child: Child,
+    lines: mpsc::Receiver<String>,
+}
+
+impl Sluice {
+    fn start(config: &str) -> Sluice {
+        let path = std::env::temp_dir().join(format!(
+            "sluice-hosts-{}-{}.toml",
+            std::process::id(),
+            sluice_testnet::unique("c")
+        ));
+        std::fs::write(&path, config).unwrap();
+        let mut child = Command::new(env!("CARGO_BIN_EXE_sluice"))
+            .args(["run", "-c"])
+            .arg(&path)
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .unwrap();
+        let (tx, lines) = mpsc::channel();
+        for stream in [
+            Box::new(child.stdout.take().unwrap()) as Box<dyn std::io::Read + Send>,
+            Box::new(child.stderr.take().unwrap()),
+        ] {
+            let tx = tx.clone();
+            std::thread::spawn(move || {
+                for l in BufReader::new(stream).lines().map_while(Result::ok) {
+                    let _ = tx.send(l);
+                }
+            });
+        }
+        let s = Sluice { child, lines };
+        // Running once it has said what it built.
+        let first = s
+            .lines
+            .recv_timeout(Duration::from_secs(10))
+            .unwrap_or_default();
+        let _ = std::fs::remove_file(&path);
+        assert!(
+            first.starts_with("sluice: "),
+            "sluice did not start: {first}"
+        );
+        s
+    }
+
+    /// Stops it and returns everything it printed and its exit status.
+    fn stop(mut self) -> (String, bool) {
+        let _ = Command::new("kill")
+            .args(["-TERM", &self.child.id().to_string()])
+            .status();
+        let ok = self.child.wait().is_ok_and(|s| s.success());
+        let mut out = String::new();
+        while let Ok(l) = self.lines.recv_timeout(Duration::from_millis(500)) {
+            out.push_str(&l);
+            out.push('\n');
+        }
+        (out, ok)
+    }
+}
+
+impl Drop for Sluice {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// The `[[interface]]` lines of one kernel interface.
+fn interface(name: &str, driver: &str, device: &str, addrs: &[&str]) -> String {
+    let addrs: Vec<String> = addrs.iter().map(|a| format!("\"{a}\"")).collect();
+    format!(
+        "[[interface]]\nname = \"{name}\"\ndriver = \"{driver}\"\ndevice = \"{device}\"\naddress = [{}]\n\n",
+        addrs.join(", ")
+    )
+}
+
+fn ping(host: &Host, args: &[&str]) {
+    let mut cmd = vec!["ping", "-c", "3", "-i", "0.2", "-W", "2"];
+    cmd.extend_from_slice(args);
+    let out = host.ns.output(&cmd);
+    assert!(
+        out.status.success(),
+        "ping {args:?} failed: {}",
+        String::from_utf8_lossy(&out.stdout)
+    );
+}
+
+/// `end.sum_received.bytes` of an iperf3 JSON report.
+fn received_bytes(report: &str) -> u64 {
+    let at = report.find("\"sum_received\"").unwrap_or(0);
+    let rest = &report[at..];
+    let b = rest.find("\"bytes\":").map_or("", |i| &rest[i + 8..]);
+    let digits: String = b
+        .trim_start()
+        .chars()
+        .take_while(|c| c.is_ascii_digit())
+        .collect();
+    digits.parse().unwrap_or(0)
+}
+
+/// Hosts A (10.N.1.2) and B (10.N.2.2) on either side of Sluice.
+fn routed_hosts_through(driver: &str, n: u8) {
+    if !require_root() || !require("ping") || !require("iperf3") {
+        return;
+    }
+    let a = Host::new(
+        &format!("10.{n}.1.2/24"),
+        &format!("10.{n}.1.1"),
+        &format!("fd{n}:1::2/64"),
+        &format!("fd{n}:1::1"),
+    );
+    let b = Host::new(
+        &format!("10.{n}.2.2/24"),
+        &format!("10.{n}.2.1"),
+        &format!("fd{n}:2::2/64"),
+        &format!("fd{n}:2::1"),
+    );
+    let config = interface(
+        "a",
+        driver,
+        &a.link.outer,
+        &[&format!("10.{n}.1.1/24"), &format!("fd{n}:1::1/64")],
+    ) + &interface(
+        "b",
+        driver,
+        &b.link.outer,
+        &[&format!("10.{n}.2.1/24"), &format!("fd{n}:2::1/64")],
+    );
+    let sluice = Sluice::start(&config);
+
+    ping(&a, &[&format!("10.{n}.1.1")]);
+    ping(&a, &[&format!("10.{n}.2.2")]);
+    ping(&a, &["-6", &format!("fd{n}:2::2")]);
+    ping(&b, &["-6", &format!("fd{n}:1::1")]);
+    // Large enough to need the whole MTU.
+    ping(&a, &["-s", "1472", "-M", "do", &format!("10.{n}.2.2")]);
+
+    let server = b.ns.spawn(&["iperf3", "-s", "-1"]);
+    std::thread::sleep(Duration::from_millis(300));
+    let client = a.ns.output(&[
+        "timeout",
+        "30",
+        "iperf3",
+        "-c",
+        &format!("10.{n}.2.2"),
+        "-t",
+        "2",
+        "-J",
+    ]);
+    drop(server);
+    let report = String::from_utf8_lossy(&client.stdout);
+    assert!(client.status.success(), "iperf3 failed: {report}");
+    let received = received_bytes(&report);
+    eprintln!(
+        "{driver}: iperf3 {:.2} Gbit/s through Sluice",
+        received as f64 * 8.0 / 2e9
+    );
+    assert!(received > 1_000_000, "{report}");
+
+    let (out, ok) = sluice.stop();
+    eprintln!("{out}");
+    assert!(ok, "sluice did not stop cleanly:\n{out}");
+    assert!(!out.contains("BUG"), "{out}");
+    assert!(
+        out.contains(&format!("{driver} up")),
+        "link state shown:\n{out}"
+    );
+}
+
+#[test]
+fn hosts_routed_through_af_xdp() {
+    routed_hosts_through("af-xdp", 81);
+}
