@@ -9,7 +9,8 @@
 //! - [`pg`]: the packet generator, realistic streams written into real buffers;
 //! - [`pcap`]: replay a capture file in, write one out (Wireshark and tshark
 //!   open it);
-//! - [`sink`]: a null interface that reads what it checks and frees.
+//! - [`sink`]: a null interface that reads what it checks and frees;
+//! - [`af_packet`]: any kernel device, through TPACKET_V3 rings.
 //!
 //! [`offload`] turns what a Linux host leaves to "the hardware" (partial
 //! checksums, 64 KiB TCP segments) into ordinary frames.
@@ -20,6 +21,7 @@
 #![deny(unsafe_op_in_unsafe_fn, clippy::undocumented_unsafe_blocks)]
 #![deny(missing_docs)]
 
+pub mod af_packet;
 mod driver;
 pub mod offload;
 pub mod pcap;
