@@ -71,7 +71,6 @@ struct Cursor {
 }
 
 /// One receive queue of an AF_PACKET interface.
-#[derive(Debug)]
 pub struct AfPacketRx {
     ring: Mapping,
     fd: OwnedFd,
@@ -89,6 +88,23 @@ pub struct AfPacketRx {
     bursts: u32,
     drops: u64,
     counters: RxCounters,
+}
+
+impl std::fmt::Debug for AfPacketRx {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("AfPacketRx")
+            .field("interface", &self.watch.link.name())
+            .field("queue", &self.queue)
+            .field("fanout_group", &self.group)
+            .field(
+                "blocks",
+                &format_args!("{}x{}", self.blocks, self.block_size),
+            )
+            .field("block", &self.block)
+            .field("link", &self.watch.state)
+            .field("counters", &self.counters)
+            .finish()
+    }
 }
 
 impl AfPacketRx {
