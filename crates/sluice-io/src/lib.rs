@@ -8,6 +8,7 @@
 //! Drivers so far:
 //! - [`af_xdp`]: a kernel device through AF_XDP sockets whose UMEM is the
 //!   buffer pool itself;
+//! - [`af_packet`]: any kernel device, through TPACKET_V3 rings;
 //! - [`pg`]: the packet generator, realistic streams written into real buffers;
 //! - [`pcap`]: replay a capture file in, write one out (Wireshark and tshark
 //!   open it);
@@ -24,6 +25,7 @@
 #![deny(unsafe_op_in_unsafe_fn, clippy::undocumented_unsafe_blocks)]
 #![deny(missing_docs)]
 
+pub mod af_packet;
 #[allow(unsafe_code)] // reclaims buffers the kernel hands back
 pub mod af_xdp;
 mod driver;
