@@ -9,6 +9,7 @@
 pub mod link;
 pub mod mmap;
 pub mod netns;
+pub mod tun;
 
 use std::io;
 use std::mem::{MaybeUninit, size_of};
