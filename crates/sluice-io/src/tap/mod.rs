@@ -279,3 +279,24 @@ impl LinkWatch {
         self.rest_until = Some(now + LINK_CHECK);
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_config_starts_here_with_offloads_and_up() {
+        let c = TapConfig::new("tap0");
+        assert_eq!((c.netns.as_deref(), c.mtu, c.offload), (None, None, true));
+        assert_eq!(c.status.state(), LinkState::Up);
+        assert_eq!(c.in_netns("ns1").netns.as_deref(), Some("ns1"));
+    }
+
+    #[test]
+    fn bad_names_fail_before_any_device_is_touched() {
+        let e = Tap::open(&TapConfig::new("a/b")).unwrap_err();
+        assert!(e.to_string().contains("TAP name"), "{e}");
+        let e = Tap::open(&TapConfig::new("t").in_netns("../x")).unwrap_err();
+        assert!(e.to_string().contains("namespace"), "{e}");
+    }
+}
