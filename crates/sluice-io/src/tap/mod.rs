@@ -127,6 +127,12 @@ impl Tap {
         // inside the namespace and stay bound to it afterwards.
         let (fd, info, link) = netns::run_in(config.netns.as_deref(), || {
             let (fd, info) = tun::open_tap(name, false)?;
+            if !info.vnet_hdr {
+                return Err(KernelError::other(
+                    format!("TAP {name}"),
+                    "the kernel did not turn on the virtio-net header",
+                ));
+            }
             tun::set_vnet_hdr(fd.as_fd(), VNET_HDR_LEN)
                 .context(|| format!("setting the virtio-net header of TAP {name}"))?;
             tun::set_offload(fd.as_fd(), offloads)
