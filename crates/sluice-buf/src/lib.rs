@@ -32,6 +32,6 @@ pub mod pool;
 pub mod table;
 
 pub use pool::{
-    Backing, BufCache, BufError, DATA_SIZE, HEADROOM, HugePages, Meta, Packet, Pool, PoolConfig,
-    Segments,
+    Backing, BufCache, BufError, DATA_SIZE, DeviceLayout, HEADROOM, HugePages, Lent, Meta, Packet,
+    Pool, PoolConfig, Segments,
 };

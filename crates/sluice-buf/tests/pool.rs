@@ -229,3 +229,40 @@ fn a_dropped_packet_is_caught_in_debug_builds() {
     let pkt = c.alloc().unwrap();
     drop(pkt);
 }
+
+#[test]
+fn lent_buffers_leave_the_pool_and_come_back() {
+    let pool = Pool::new(&PoolConfig {
+        buffers: 64,
+        huge_pages: HugePages::Never,
+        lock: false,
+    })
+    .unwrap();
+    let layout = pool.device_layout();
+    assert_eq!(layout.buffers, 64);
+    assert!(layout.len >= 64 * 2048 && layout.stride >= 2048 + HEADROOM);
+    let mut cache = pool.cache(8);
+    let mut p = cache.alloc_from(&[7u8; 100]).unwrap();
+    p.meta_mut().rx_if = 9;
+    let lent = p.lend().unwrap();
+    assert_eq!(layout.buffer_at(lent.buffer), Some(lent.index));
+    assert_eq!(layout.buffer_at(lent.data), Some(lent.index));
+    assert_eq!(lent.data - lent.buffer, layout.data_start as u64);
+    assert_eq!(lent.len, 100);
+    assert_eq!(layout.buffer_at(layout.len as u64), None);
+    // What the "device" wrote is what the packet holds once reclaimed.
+    // SAFETY: the buffer was lent above and nothing else touches it.
+    let mut back = unsafe { cache.reclaim(lent.index) }.unwrap();
+    assert_eq!(back.meta().rx_if, 0, "metadata is cleared");
+    back.set_len(100).unwrap();
+    assert_eq!(back.data(), &[7u8; 100][..]);
+    cache.free(back);
+    // SAFETY: out of range, so nothing is made.
+    assert!(unsafe { cache.reclaim(64) }.is_none());
+    // A chained packet cannot be lent.
+    let big = cache.alloc_from(&[1u8; 5000]).unwrap();
+    let big = big.lend().unwrap_err();
+    cache.free(big);
+    drop(cache);
+    assert_eq!(pool.free_count(), 64);
+}

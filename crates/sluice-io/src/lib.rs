@@ -6,6 +6,8 @@
 //! nodes, which keep the interface counters.
 //!
 //! Drivers so far:
+//! - [`af_xdp`]: a kernel device through AF_XDP sockets whose UMEM is the
+//!   buffer pool itself;
 //! - [`pg`]: the packet generator, realistic streams written into real buffers;
 //! - [`pcap`]: replay a capture file in, write one out (Wireshark and tshark
 //!   open it);
@@ -16,12 +18,16 @@
 //! [`offload`] turns what a Linux host leaves to "the hardware" (partial
 //! checksums, 64 KiB TCP segments) into ordinary frames.
 //!
-//! The kernel-facing drivers share [`sys`], the one module with `unsafe`
+//! The kernel-facing drivers share [`sys`], the module with the `unsafe`
 //! code: sockets, ring mappings, interface ioctls, network namespaces.
+//! The one other `unsafe` is [`af_xdp`] taking back the pool buffers the
+//! kernel returns on its rings.
 #![deny(unsafe_code)]
 #![deny(unsafe_op_in_unsafe_fn, clippy::undocumented_unsafe_blocks)]
 #![deny(missing_docs)]
 
+#[allow(unsafe_code)] // reclaims buffers the kernel hands back
+pub mod af_xdp;
 mod driver;
 pub mod offload;
 pub mod pcap;

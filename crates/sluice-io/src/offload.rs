@@ -141,6 +141,97 @@ pub fn complete_checksum(frame: &mut [u8], csum_start: usize, csum_offset: usize
     true
 }
 
+/// Finds and completes a checksum a host left half done when the frame
+/// came without a virtio header to say so (AF_XDP on a veth: the kernel
+/// hands XDP the frame as the host built it for "the hardware").
+///
+/// Such a TCP or UDP checksum field holds exactly the folded pseudo-header
+/// sum, which is cheap to recognise; only then is the segment summed, and
+/// a checksum that happens to be right as it stands is left alone. Returns
+/// whether a checksum was completed. IPv4 fragments and IPv6 extension
+/// headers are left as they are.
+pub fn complete_partial(frame: &mut [u8]) -> bool {
+    let Some((l4, end, proto, pseudo)) = l4_of(frame) else {
+        return false;
+    };
+    let field = l4 + if proto == IpProtocol::TCP { 16 } else { 6 };
+    let Some(stored) = frame.get(field..field + 2) else {
+        return false;
+    };
+    let stored = u16::from_be_bytes([stored[0], stored[1]]);
+    if stored != sluice_wire::checksum::fold(pseudo) {
+        return false;
+    }
+    let seg = &frame[l4..end];
+    if finish(pseudo + sum(seg)) == 0 {
+        return false; // right by coincidence
+    }
+    let mut value = finish(sum(seg));
+    if proto == IpProtocol::UDP && value == 0 {
+        value = 0xffff; // zero means "no checksum" in UDP
+    }
+    frame[field..field + 2].copy_from_slice(&value.to_be_bytes());
+    true
+}
+
+/// Where the TCP or UDP segment of an unfragmented IPv4 or plain IPv6
+/// frame starts and ends (before any Ethernet padding), its protocol, and
+/// its pseudo-header sum.
+fn l4_of(frame: &[u8]) -> Option<(usize, usize, IpProtocol, u64)> {
+    let mut l3 = 12;
+    let ethertype = loop {
+        let t = frame.get(l3..l3 + 2)?;
+        let t = u16::from_be_bytes([t[0], t[1]]);
+        l3 += 2;
+        if t == 0x8100 || t == 0x88a8 {
+            l3 += 2;
+        } else {
+            break t;
+        }
+    };
+    let ip = frame.get(l3..)?;
+    match ethertype {
+        0x0800 if ip.len() >= 20 => {
+            let ihl = usize::from(ip[0] & 0x0f) * 4;
+            let total = usize::from(u16::from_be_bytes([ip[2], ip[3]]));
+            let fragmented = u16::from_be_bytes([ip[6], ip[7]]) & 0x3fff != 0;
+            let proto = IpProtocol(ip[9]);
+            if ihl < 20 || total < ihl || total > ip.len() || fragmented {
+                return None;
+            }
+            if proto != IpProtocol::TCP && proto != IpProtocol::UDP {
+                return None;
+            }
+            let src = Ipv4Addr::new(ip[12], ip[13], ip[14], ip[15]);
+            let dst = Ipv4Addr::new(ip[16], ip[17], ip[18], ip[19]);
+            let len = (total - ihl) as u16;
+            Some((
+                l3 + ihl,
+                l3 + total,
+                proto,
+                pseudo_header_v4(src, dst, proto, len),
+            ))
+        }
+        0x86dd if ip.len() >= 40 => {
+            let proto = IpProtocol(ip[6]);
+            let plen = usize::from(u16::from_be_bytes([ip[4], ip[5]]));
+            if proto != IpProtocol::TCP && proto != IpProtocol::UDP || 40 + plen > ip.len() {
+                return None;
+            }
+            let src: [u8; 16] = ip[8..24].try_into().ok()?;
+            let dst: [u8; 16] = ip[24..40].try_into().ok()?;
+            let pseudo = pseudo_header_v6(
+                &Ipv6Addr::from(src),
+                &Ipv6Addr::from(dst),
+                proto,
+                plen as u32,
+            );
+            Some((l3 + 40, l3 + 40 + plen, proto, pseudo))
+        }
+        _ => None,
+    }
+}
+
 /// Turns one received frame and its header into ordinary frames appended
 /// to `out`: the frame itself with its checksum completed, or the segments
 /// of a GSO frame. Returns how many packets were appended.
@@ -456,6 +547,29 @@ mod tests {
         };
         assert_eq!(finish(pseudo + sum(segment)), 0, "tcp checksum");
         (tcp.sequence_number(), segment[13], tcp.payload().to_vec())
+    }
+
+    #[test]
+    fn partial_checksums_without_a_header_are_found_and_completed() {
+        for v6 in [false, true] {
+            let (mut f, _) = offloaded_tcp(v6, b"no header to say so", false);
+            f.extend_from_slice(&[0; 6]); // Ethernet padding
+            assert!(complete_partial(&mut f));
+            check_tcp(&f[..f.len() - 6]);
+            // Now complete: a second pass leaves it alone.
+            let before = f.clone();
+            assert!(!complete_partial(&mut f));
+            assert_eq!(f, before);
+        }
+        // Not TCP/UDP, truncated, or garbage: untouched, no panic.
+        for cut in [0, 5, 14, 20, 33, 40] {
+            let (f, _) = offloaded_tcp(false, b"x", false);
+            let mut g = f[..cut].to_vec();
+            assert!(!complete_partial(&mut g));
+        }
+        let mut arp = vec![0xffu8; 42];
+        arp[12..14].copy_from_slice(&[0x08, 0x06]);
+        assert!(!complete_partial(&mut arp));
     }
 
     #[test]

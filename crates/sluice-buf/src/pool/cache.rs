@@ -79,6 +79,25 @@ impl BufCache {
         Some(unsafe { Packet::from_header(hdr) })
     }
 
+    /// Takes back a buffer lent to a device as an empty packet (data at
+    /// the default headroom, length 0, metadata cleared); the caller sets
+    /// the length the device wrote. `None` for an index outside the pool.
+    ///
+    /// # Safety
+    /// Buffer `index` must have been lent with [`Packet::lend`] and not
+    /// reclaimed since, and the device must be done reading and writing it.
+    pub unsafe fn reclaim(&mut self, index: u32) -> Option<Packet> {
+        let shared = self.pool.shared();
+        if index >= shared.count {
+            return None;
+        }
+        let hdr = shared.header(index);
+        Packet::reset(hdr);
+        // SAFETY: the caller vouches that the buffer was lent and is back,
+        // so nobody owns it (invariant 3).
+        Some(unsafe { Packet::from_header(hdr) })
+    }
+
     /// Up to `n` empty buffers appended to `out`; returns how many.
     pub fn alloc_bulk(&mut self, n: usize, out: &mut Vec<Packet>) -> usize {
         if self.free.len() < n {

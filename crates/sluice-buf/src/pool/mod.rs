@@ -10,6 +10,10 @@
 //! 2. The region outlives every `Packet`: it is unmapped only when the pool
 //!    and all caches are gone *and* every buffer is back in the free list;
 //!    otherwise it is deliberately leaked.
+//! 3. A buffer may also be *lent* to a device ([`Packet::lend`]): then
+//!    nobody in the process owns it until the device gives it back and
+//!    [`BufCache::reclaim`] makes a `Packet` of it again. Keeping track of
+//!    which buffers are lent is the device driver's job.
 
 mod cache;
 mod packet;
@@ -71,6 +75,45 @@ impl Default for PoolConfig {
             lock: true,
         }
     }
+}
+
+/// The pool's memory as a device sees it: buffer `i` starts at byte
+/// `i * stride` of the `len` bytes from `base`, and a fresh buffer's data
+/// at `data_start` bytes into it (after the header and the headroom).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct DeviceLayout {
+    /// Address of the first byte (for registering the memory with the kernel).
+    pub base: usize,
+    /// Bytes from `base` to the end of the last buffer.
+    pub len: usize,
+    /// Distance between two buffers.
+    pub stride: usize,
+    /// Offset of a fresh buffer's first data byte from the buffer's start.
+    pub data_start: usize,
+    /// Number of buffers.
+    pub buffers: u32,
+}
+
+impl DeviceLayout {
+    /// The buffer holding byte `offset` of the region, if any.
+    #[inline]
+    pub fn buffer_at(&self, offset: u64) -> Option<u32> {
+        let i = offset / self.stride as u64;
+        (i < u64::from(self.buffers)).then_some(i as u32)
+    }
+}
+
+/// What a device needs of a buffer lent to it ([`Packet::lend`]).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Lent {
+    /// The buffer's index, to reclaim it by.
+    pub index: u32,
+    /// Offset of the buffer's start in the region.
+    pub buffer: u64,
+    /// Offset of the packet's first data byte in the region.
+    pub data: u64,
+    /// Bytes of data.
+    pub len: u32,
 }
 
 /// The buffer header at the start of each buffer. Pool-owned control fields
@@ -218,6 +261,18 @@ impl Pool {
     /// What the memory is (huge pages, locked) and why, if less than asked.
     pub fn backing(&self) -> &Backing {
         &self.shared.backing
+    }
+
+    /// Where the buffers lie in the pool's memory, for a device that
+    /// addresses them by offset (AF_XDP UMEM, memif regions).
+    pub fn device_layout(&self) -> DeviceLayout {
+        DeviceLayout {
+            base: self.shared.region.base().as_ptr() as usize,
+            len: self.shared.count as usize * STRIDE,
+            stride: STRIDE,
+            data_start: HEADER_SIZE + HEADROOM,
+            buffers: self.shared.count,
+        }
     }
 
     /// A cache for one worker, refilled from and spilled to the pool in

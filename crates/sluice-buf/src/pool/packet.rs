@@ -2,7 +2,7 @@
 
 use std::ptr::NonNull;
 
-use super::{BufError, BufHeader, DATA_SIZE, HEADER_SIZE, HEADROOM};
+use super::{BufError, BufHeader, DATA_SIZE, HEADER_SIZE, HEADROOM, Lent, STRIDE};
 
 /// Bytes of the packet area of one buffer: headroom plus data.
 const AREA: usize = HEADROOM + DATA_SIZE;
@@ -225,6 +225,27 @@ impl Packet {
         let off = self.header().data_off as usize;
         // SAFETY: off <= AREA; the slice ends at the end of this buffer.
         unsafe { std::slice::from_raw_parts_mut(Self::area_ptr(self.hdr).add(off), AREA - off) }
+    }
+
+    /// Lends the buffer to a device (an AF_XDP fill or transmit ring): the
+    /// handle is given up and the buffer belongs to nobody in the process
+    /// until [`super::BufCache::reclaim`] takes it back. A chained packet
+    /// cannot be lent and comes back as the error.
+    pub fn lend(self) -> Result<Lent, Packet> {
+        if self.is_chained() {
+            return Err(self);
+        }
+        let h = self.header();
+        let buffer = h.index as u64 * STRIDE as u64;
+        let lent = Lent {
+            index: h.index,
+            buffer,
+            data: buffer + (HEADER_SIZE + h.data_off as usize) as u64,
+            len: u32::from(h.len),
+        };
+        // Not dropped: the buffer changes hands (invariant 3).
+        let _ = self.into_header();
+        Ok(lent)
     }
 
     /// Sets the length of a single-segment packet.

@@ -6,10 +6,12 @@
 //! above it see owned file descriptors, bounds-checked mappings and typed
 //! errors.
 
+pub mod bpf;
 pub mod link;
 pub mod mmap;
 pub mod netns;
 pub mod tun;
+pub mod xdp;
 
 use std::io;
 use std::mem::{MaybeUninit, size_of};
