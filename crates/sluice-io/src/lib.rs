@@ -12,7 +12,9 @@
 //! - [`pg`]: the packet generator, realistic streams written into real buffers;
 //! - [`pcap`]: replay a capture file in, write one out (Wireshark and tshark
 //!   open it);
-//! - [`sink`]: a null interface that reads what it checks and frees.
+//! - [`sink`]: a null interface that reads what it checks and frees;
+//! - [`tap`]: the Linux host stack or a container's namespace, through a
+//!   TAP device with offloads.
 //!
 //! [`offload`] turns what a Linux host leaves to "the hardware" (partial
 //! checksums, 64 KiB TCP segments) into ordinary frames.
@@ -35,6 +37,7 @@ pub mod pg;
 pub mod sink;
 #[allow(unsafe_code)]
 pub mod sys;
+pub mod tap;
 
 pub use driver::{
     Driver, InterfaceInput, InterfaceOutput, LinkState, LinkStatus, Queues, RxState,

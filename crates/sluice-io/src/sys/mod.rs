@@ -10,6 +10,7 @@ pub mod bpf;
 pub mod link;
 pub mod mmap;
 pub mod netns;
+pub mod tun;
 pub mod xdp;
 
 use std::io;
