@@ -4,16 +4,19 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
 
-use sluice_buf::{Pool, PoolConfig};
+use sluice_buf::{BufCache, Pool, PoolConfig};
 use sluice_fn::{Fib, FibConfig, IfAddrs, Router};
 use sluice_graph::iface::{IfStats, Interfaces};
 use sluice_graph::worker::Workers;
-use sluice_graph::{Graph, GraphBuilder, GraphStats, runtime};
+use sluice_graph::{Frame, Graph, GraphBuilder, GraphStats, runtime};
+use sluice_io::Driver as IfDriver;
+use sluice_io::af_packet::{AfPacket, AfPacketConfig, AfPacketRx, AfPacketTx};
 use sluice_io::af_xdp::{self, AfXdpConfig, AfXdpRx, AfXdpTx};
 use sluice_io::pcap::{PcapCapture, PcapReplay};
 use sluice_io::pg::PacketGenerator;
 use sluice_io::sink::Sink;
-use sluice_io::{InterfaceInput, InterfaceOutput, LinkStatus, Queues};
+use sluice_io::tap::{Tap, TapConfig, TapRx, TapTx};
+use sluice_io::{InterfaceInput, InterfaceOutput, LinkStatus, Queues, RxState};
 
 use crate::config::{Config, Driver, Interface};
 use crate::show;
@@ -54,6 +57,89 @@ pub enum DataplaneError {
 enum Opened {
     /// Queue halves by queue number, taken by their workers.
     AfXdp(Vec<Option<(AfXdpRx, AfXdpTx)>>),
+    /// Receive queues by number, and the one transmit socket.
+    AfPacket(Vec<Option<AfPacketRx>>, Option<AfPacketTx>),
+    /// The two halves of the one TAP queue.
+    Tap(Option<(TapRx, TapTx)>),
+}
+
+impl Opened {
+    /// Worker `w`'s receive and transmit drivers, by position.
+    fn take(&mut self, w: usize, workers: usize) -> (Vec<Port>, Vec<Port>) {
+        match self {
+            Opened::AfXdp(slots) => share(slots, w, workers)
+                .into_iter()
+                .map(|(r, t)| (Port::AfXdpRx(r), Port::AfXdpTx(t)))
+                .unzip(),
+            Opened::AfPacket(rx, tx) => (
+                share(rx, w, workers)
+                    .into_iter()
+                    .map(Port::AfPacketRx)
+                    .collect(),
+                tx.take().map(Port::AfPacketTx).into_iter().collect(),
+            ),
+            Opened::Tap(halves) => halves
+                .take()
+                .map(|(r, t)| (vec![Port::TapRx(r)], vec![Port::TapTx(t)]))
+                .unwrap_or_default(),
+        }
+    }
+}
+
+/// A kernel interface's half, of whichever driver.
+enum Port {
+    AfXdpRx(AfXdpRx),
+    AfXdpTx(AfXdpTx),
+    AfPacketRx(AfPacketRx),
+    AfPacketTx(AfPacketTx),
+    TapRx(TapRx),
+    TapTx(TapTx),
+}
+
+impl Port {
+    fn driver(&mut self) -> &mut dyn IfDriver {
+        match self {
+            Port::AfXdpRx(d) => d,
+            Port::AfXdpTx(d) => d,
+            Port::AfPacketRx(d) => d,
+            Port::AfPacketTx(d) => d,
+            Port::TapRx(d) => d,
+            Port::TapTx(d) => d,
+        }
+    }
+
+    fn driver_ref(&self) -> &dyn IfDriver {
+        match self {
+            Port::AfXdpRx(d) => d,
+            Port::AfXdpTx(d) => d,
+            Port::AfPacketRx(d) => d,
+            Port::AfPacketTx(d) => d,
+            Port::TapRx(d) => d,
+            Port::TapTx(d) => d,
+        }
+    }
+}
+
+impl IfDriver for Port {
+    fn rx_burst(&mut self, buffers: &mut BufCache, out: &mut Frame, max: usize) -> RxState {
+        self.driver().rx_burst(buffers, out, max)
+    }
+
+    fn tx_burst(&mut self, buffers: &mut BufCache, packets: &mut Frame) -> usize {
+        self.driver().tx_burst(buffers, packets)
+    }
+
+    fn flush(&mut self) {
+        self.driver().flush();
+    }
+
+    fn take_rx_drops(&mut self) -> u64 {
+        self.driver().take_rx_drops()
+    }
+
+    fn wait_fd(&self) -> Option<std::os::fd::RawFd> {
+        self.driver_ref().wait_fd()
+    }
 }
 
 /// The kernel interfaces, opened: per interface (by index), its queues
@@ -86,7 +172,18 @@ fn open_kernel(config: &Config, pool: &Pool) -> Result<KernelPorts, DataplaneErr
                 ),
             ));
         }
-        let st = LinkStatus::new();
+        let single = matches!(i.driver, Driver::AfPacket(_) | Driver::Tap(_));
+        if single && config.workers > 1 {
+            return Err(DataplaneError::Queues(
+                i.name.clone(),
+                format!(
+                    "a {} interface transmits from one worker; run with 1 worker (af-xdp spreads over several)",
+                    i.driver.kind()
+                ),
+            ));
+        }
+        let mut st = LinkStatus::new();
+        let mut device_mac = None;
         let q = match &i.driver {
             Driver::AfXdp(_) => {
                 let cfg = AfXdpConfig {
@@ -95,21 +192,35 @@ fn open_kernel(config: &Config, pool: &Pool) -> Result<KernelPorts, DataplaneErr
                     ..AfXdpConfig::new(&kernel.device)
                 };
                 let (queues, _info) = af_xdp::open(&cfg, pool, &st).map_err(err)?;
+                let link = sluice_io::sys::link::Link::open(&kernel.device).map_err(err)?;
+                device_mac = Some(link.mac().map_err(err)?);
                 Opened::AfXdp(queues.into_iter().map(Some).collect())
             }
-            other => {
-                return Err(DataplaneError::Queues(
-                    i.name.clone(),
-                    format!(
-                        "the {} driver is not built into this Sluice yet",
-                        other.kind()
-                    ),
-                ));
+            Driver::AfPacket(_) => {
+                let cfg = AfPacketConfig {
+                    netns: kernel.netns.clone(),
+                    queues: kernel.queues as usize,
+                    tx_frames: kernel.ring_size as usize,
+                    ..AfPacketConfig::new(&kernel.device)
+                };
+                let p = AfPacket::open(&cfg).map_err(err)?;
+                st = p.status.clone();
+                device_mac = Some(p.mac);
+                Opened::AfPacket(p.rx.into_iter().map(Some).collect(), Some(p.tx))
+            }
+            // The TAP's kernel side is the host's interface; Sluice is the
+            // other end of the wire and keeps a MAC of its own.
+            _ => {
+                let mut cfg = TapConfig::new(&kernel.device);
+                if let Some(ns) = &kernel.netns {
+                    cfg = cfg.in_netns(ns);
+                }
+                cfg.status = st.clone();
+                Opened::Tap(Some(Tap::open(&cfg).map_err(err)?))
             }
         };
-        if !kernel.mac_configured {
-            let link = sluice_io::sys::link::Link::open(&kernel.device).map_err(err)?;
-            ifs[k].mac = link.mac().map_err(err)?;
+        if let (false, Some(mac)) = (kernel.mac_configured, device_mac) {
+            ifs[k].mac = mac;
         }
         opened.push(Some(q));
         status.push(Some(st));
@@ -312,9 +423,7 @@ impl Dataplane {
                     Driver::Bvi => {}
                     Driver::AfXdp(_) | Driver::AfPacket(_) | Driver::Tap(_) => {
                         let (rx, tx) = match opened[k].as_mut() {
-                            Some(Opened::AfXdp(slots)) => share(slots, w, config.workers)
-                                .into_iter()
-                                .unzip::<_, _, Vec<_>, Vec<_>>(),
+                            Some(o) => o.take(w, config.workers),
                             None => (Vec::new(), Vec::new()),
                         };
                         b.add(Box::new(InterfaceInput::new(

@@ -8,7 +8,7 @@ use std::process::{Child, Command, Stdio};
 use std::sync::mpsc;
 use std::time::Duration;
 
-use sluice_testnet::{Host, require, require_root};
+use sluice_testnet::{Host, Netns, require, require_root};
 
 /// A running `sluice run`, stopped with SIGTERM (by its PID) on drop.
 struct Sluice {
@@ -88,10 +88,10 @@ fn interface(name: &str, driver: &str, device: &str, addrs: &[&str]) -> String {
     )
 }
 
-fn ping(host: &Host, args: &[&str]) {
+fn ping(ns: &Netns, args: &[&str]) {
     let mut cmd = vec!["ping", "-c", "3", "-i", "0.2", "-W", "2"];
     cmd.extend_from_slice(args);
-    let out = host.ns.output(&cmd);
+    let out = ns.output(&cmd);
     assert!(
         out.status.success(),
         "ping {args:?} failed: {}",
@@ -141,17 +141,22 @@ fn routed_hosts_through(driver: &str, n: u8) {
         &[&format!("10.{n}.2.1/24"), &format!("fd{n}:2::1/64")],
     );
     let sluice = Sluice::start(&config);
+    exercise(sluice, &a.ns, &b.ns, driver, n);
+}
 
-    ping(&a, &[&format!("10.{n}.1.1")]);
-    ping(&a, &[&format!("10.{n}.2.2")]);
-    ping(&a, &["-6", &format!("fd{n}:2::2")]);
-    ping(&b, &["-6", &format!("fd{n}:1::1")]);
-    // Large enough to need the whole MTU.
-    ping(&a, &["-s", "1472", "-M", "do", &format!("10.{n}.2.2")]);
+/// Pings (the router, the far host, both families, a full-MTU frame) and
+/// an iperf3 transfer from host A to host B, then stops Sluice and checks
+/// it stopped cleanly with every buffer back and the links shown up.
+fn exercise(sluice: Sluice, a: &Netns, b: &Netns, driver: &str, n: u8) {
+    ping(a, &[&format!("10.{n}.1.1")]);
+    ping(a, &[&format!("10.{n}.2.2")]);
+    ping(a, &["-6", &format!("fd{n}:2::2")]);
+    ping(b, &["-6", &format!("fd{n}:1::1")]);
+    ping(a, &["-s", "1472", "-M", "do", &format!("10.{n}.2.2")]);
 
-    let server = b.ns.spawn(&["iperf3", "-s", "-1"]);
+    let server = b.spawn(&["iperf3", "-s", "-1"]);
     std::thread::sleep(Duration::from_millis(300));
-    let client = a.ns.output(&[
+    let client = a.output(&[
         "timeout",
         "30",
         "iperf3",
@@ -184,4 +189,73 @@ fn routed_hosts_through(driver: &str, n: u8) {
 #[test]
 fn hosts_routed_through_af_xdp() {
     routed_hosts_through("af-xdp", 81);
+}
+
+#[test]
+fn hosts_routed_through_af_packet() {
+    routed_hosts_through("af-packet", 82);
+}
+
+/// Sluice makes a TAP inside each host's namespace; the host addresses it
+/// like any interface of its own.
+#[test]
+fn hosts_routed_through_tap() {
+    if !require_root() || !require("ping") || !require("iperf3") {
+        return;
+    }
+    let n = 83;
+    let (a, b) = (Netns::new(), Netns::new());
+    let tap_a = sluice_testnet::unique("tpa");
+    let tap_b = sluice_testnet::unique("tpb");
+    let config = format!(
+        "[[interface]]\nname = \"{tap_a}\"\ndriver = \"tap\"\nnetns = \"{}\"\naddress = [\"10.{n}.1.1/24\", \"fd{n}:1::1/64\"]\n\n\
+         [[interface]]\nname = \"{tap_b}\"\ndriver = \"tap\"\nnetns = \"{}\"\naddress = [\"10.{n}.2.1/24\", \"fd{n}:2::1/64\"]\n",
+        a.name(),
+        b.name()
+    );
+    let sluice = Sluice::start(&config);
+    for (ns, tap, side) in [(&a, &tap_a, 1), (&b, &tap_b, 2)] {
+        ns.run(&[
+            "sysctl",
+            "-qw",
+            &format!("net.ipv6.conf.{tap}.accept_dad=0"),
+        ]);
+        ns.run(&[
+            "ip",
+            "addr",
+            "add",
+            &format!("10.{n}.{side}.2/24"),
+            "dev",
+            tap,
+        ]);
+        ns.run(&[
+            "ip",
+            "-6",
+            "addr",
+            "add",
+            &format!("fd{n}:{side}::2/64"),
+            "dev",
+            tap,
+            "nodad",
+        ]);
+        ns.run(&["ip", "link", "set", tap, "up"]);
+        ns.run(&[
+            "ip",
+            "route",
+            "add",
+            "default",
+            "via",
+            &format!("10.{n}.{side}.1"),
+        ]);
+        ns.run(&[
+            "ip",
+            "-6",
+            "route",
+            "add",
+            "default",
+            "via",
+            &format!("fd{n}:{side}::1"),
+        ]);
+    }
+    exercise(sluice, &a, &b, "tap", n);
 }
