@@ -164,9 +164,14 @@ impl GraphBuilder {
         let inputs: Vec<usize> = (0..n)
             .filter(|&i| matches!(self.nodes[i].0.kind, NodeKind::Input | NodeKind::Background))
             .collect();
+        let input_background = inputs
+            .iter()
+            .map(|&i| self.nodes[i].0.kind == NodeKind::Background)
+            .collect();
         Ok(Graph {
             worker,
             input_done: vec![false; inputs.len()],
+            input_background,
             inputs,
             nodes: self.nodes.into_iter().map(|(_, n)| n).collect(),
             targets,
@@ -205,6 +210,8 @@ pub struct Graph {
     run_queue: VecDeque<u32>,
     inputs: Vec<usize>,
     input_done: Vec<bool>,
+    /// Per input: a timer-driven node, which needs no readiness to sleep on.
+    input_background: Vec<bool>,
     /// The frame handed to the node being dispatched.
     scratch: Frame,
     stats: Arc<GraphStats>,
@@ -260,6 +267,23 @@ impl Graph {
         } else {
             RunState::Idle
         }
+    }
+
+    /// The descriptors of the inputs still running, for an idle worker to
+    /// sleep on. False if some input has none and must be polled (then the
+    /// worker may only nap briefly).
+    pub fn wait_fds(&self, out: &mut Vec<std::os::fd::RawFd>) -> bool {
+        let mut all = true;
+        for (k, &i) in self.inputs.iter().enumerate() {
+            if self.input_done[k] || self.input_background[k] {
+                continue;
+            }
+            match self.nodes[i].wait_fd() {
+                Some(fd) => out.push(fd),
+                None => all = false,
+            }
+        }
+        all
     }
 
     /// Runs until every input is done (a finite packet generator, a capture

@@ -24,6 +24,7 @@ pub mod iface;
 mod next;
 mod node;
 pub mod runtime;
+mod wait;
 pub mod worker;
 
 pub use counter::Counter;

@@ -162,4 +162,11 @@ pub trait Node: Send {
     fn stop(&mut self, cx: &mut Cx<'_>) {
         let _ = cx;
     }
+
+    /// For an input node: a descriptor that turns readable when it has
+    /// packets, so that an idle worker can sleep on it instead of
+    /// spinning. `None` (the default) means it must be polled.
+    fn wait_fd(&self) -> Option<std::os::fd::RawFd> {
+        None
+    }
 }

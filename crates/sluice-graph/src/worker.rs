@@ -12,6 +12,9 @@ use crate::{Graph, GraphStats, RunState};
 /// interface costs a core; napping trades a little wake-up latency for it.
 const IDLE_LOOPS_BEFORE_NAP: u32 = 4096;
 const NAP: Duration = Duration::from_micros(100);
+/// Longest sleep on readiness: background timers (neighbour retries, MAC
+/// aging) and the stop flag are looked at least this often.
+const SLEEP: Duration = Duration::from_millis(10);
 
 /// Running workers.
 pub struct Workers {
@@ -119,8 +122,15 @@ fn default_core(w: usize, available: &[usize]) -> Option<usize> {
 }
 
 /// The dispatch loop of one worker.
+///
+/// It spins while packets come. After `IDLE_LOOPS_BEFORE_NAP` empty turns
+/// it sleeps: on its inputs' descriptors when every input has one (a
+/// kernel interface), waking the moment one turns readable or after
+/// `SLEEP` for the timers; otherwise (a generator, a replay) in short
+/// naps.
 pub fn run(graph: &mut Graph, stop: &AtomicBool) {
     let mut idle = 0u32;
+    let mut fds = Vec::new();
     while !stop.load(Ordering::Relaxed) {
         match graph.run_once() {
             RunState::Done => break,
@@ -128,7 +138,12 @@ pub fn run(graph: &mut Graph, stop: &AtomicBool) {
             RunState::Idle => {
                 idle = idle.saturating_add(1);
                 if idle > IDLE_LOOPS_BEFORE_NAP {
-                    std::thread::sleep(NAP);
+                    fds.clear();
+                    if graph.wait_fds(&mut fds) && !fds.is_empty() {
+                        crate::wait::readable(&fds, SLEEP);
+                    } else {
+                        std::thread::sleep(NAP);
+                    }
                 }
             }
         }

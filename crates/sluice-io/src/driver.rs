@@ -101,8 +101,13 @@ impl<D: Driver> Driver for Queues<D> {
         self.queues.iter_mut().map(|q| q.take_rx_drops()).sum()
     }
 
+    /// Only a single queue can be slept on; several are polled (with
+    /// the worker's short naps when idle).
     fn wait_fd(&self) -> Option<RawFd> {
-        self.queues.first().and_then(|q| q.wait_fd())
+        match self.queues.as_slice() {
+            [q] => q.wait_fd(),
+            _ => None,
+        }
     }
 }
 
@@ -236,6 +241,14 @@ impl<D: Driver> Node for InterfaceInput<D> {
 
     fn stop(&mut self, cx: &mut Cx<'_>) {
         cx.buffers.free_all(&mut self.frame);
+    }
+
+    fn wait_fd(&self) -> Option<RawFd> {
+        if self.done {
+            None
+        } else {
+            self.driver.wait_fd()
+        }
     }
 }
 

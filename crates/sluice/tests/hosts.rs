@@ -259,3 +259,59 @@ fn hosts_routed_through_tap() {
     }
     exercise(sluice, &a, &b, "tap", n);
 }
+
+/// CPU seconds (user + system) a process has used, from /proc.
+fn cpu_seconds(pid: u32) -> f64 {
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).unwrap_or_default();
+    // Fields after the command name (which may hold spaces) in parentheses.
+    let rest = stat.rsplit_once(')').map_or("", |(_, r)| r);
+    let f: Vec<&str> = rest.split_whitespace().collect();
+    let ticks = |i: usize| f.get(i).and_then(|v| v.parse::<f64>().ok()).unwrap_or(0.0);
+    // utime and stime are fields 14 and 15 of the whole line: 11 and 12 here.
+    (ticks(11) + ticks(12)) / 100.0
+}
+
+/// With no traffic the worker sleeps on its sockets instead of spinning,
+/// and a packet wakes it at once.
+#[test]
+fn an_idle_forwarder_sleeps_and_wakes_on_traffic() {
+    if !require_root() || !require("ping") {
+        return;
+    }
+    let n = 84;
+    let a = Host::new(
+        &format!("10.{n}.1.2/24"),
+        &format!("10.{n}.1.1"),
+        &format!("fd{n}:1::2/64"),
+        &format!("fd{n}:1::1"),
+    );
+    let config = interface("a", "af-xdp", &a.link.outer, &[&format!("10.{n}.1.1/24")]);
+    let sluice = Sluice::start(&config);
+    let pid = sluice.child.id();
+    std::thread::sleep(Duration::from_millis(500));
+    let before = cpu_seconds(pid);
+    std::thread::sleep(Duration::from_secs(2));
+    let idle_cpu = (cpu_seconds(pid) - before) / 2.0;
+    // Pings 300 ms apart: each finds the worker asleep.
+    let out = a
+        .ns
+        .output(&["ping", "-c", "5", "-i", "0.3", &format!("10.{n}.1.1")]);
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(out.status.success(), "{text}");
+    // "rtt min/avg/max/mdev = 0.041/0.052/0.071/0.010 ms"
+    let avg_ms: f64 = text
+        .lines()
+        .find(|l| l.contains("min/avg/max"))
+        .and_then(|l| l.split('=').nth(1))
+        .and_then(|v| v.trim().split('/').nth(1))
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(f64::MAX);
+    eprintln!(
+        "idle: {:.1} % of a core; ping to a sleeping Sluice: {avg_ms} ms average",
+        idle_cpu * 100.0
+    );
+    let (out, ok) = sluice.stop();
+    assert!(ok && !out.contains("BUG"), "{out}");
+    assert!(idle_cpu < 0.10, "an idle worker used {:.0} % of a core", idle_cpu * 100.0);
+    assert!(avg_ms < 2.0, "a sleeping worker took {avg_ms} ms to answer");
+}
