@@ -293,9 +293,8 @@ fn an_idle_forwarder_sleeps_and_wakes_on_traffic() {
     std::thread::sleep(Duration::from_secs(2));
     let idle_cpu = (cpu_seconds(pid) - before) / 2.0;
     // Pings 300 ms apart: each finds the worker asleep.
-    let out = a
-        .ns
-        .output(&["ping", "-c", "5", "-i", "0.3", &format!("10.{n}.1.1")]);
+    let out =
+        a.ns.output(&["ping", "-c", "5", "-i", "0.3", &format!("10.{n}.1.1")]);
     let text = String::from_utf8_lossy(&out.stdout);
     assert!(out.status.success(), "{text}");
     // "rtt min/avg/max/mdev = 0.041/0.052/0.071/0.010 ms"
@@ -312,6 +311,222 @@ fn an_idle_forwarder_sleeps_and_wakes_on_traffic() {
     );
     let (out, ok) = sluice.stop();
     assert!(ok && !out.contains("BUG"), "{out}");
-    assert!(idle_cpu < 0.10, "an idle worker used {:.0} % of a core", idle_cpu * 100.0);
+    assert!(
+        idle_cpu < 0.10,
+        "an idle worker used {:.0} % of a core",
+        idle_cpu * 100.0
+    );
     assert!(avg_ms < 2.0, "a sleeping worker took {avg_ms} ms to answer");
+}
+
+fn mac_bytes(s: &str) -> [u8; 6] {
+    let mut m = [0u8; 6];
+    for (d, p) in m.iter_mut().zip(s.trim().split(':')) {
+        *d = u8::from_str_radix(p, 16).unwrap_or(0);
+    }
+    m
+}
+
+/// A file removed when the test ends.
+struct TempFile(std::path::PathBuf);
+
+impl Drop for TempFile {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_file(&self.0);
+    }
+}
+
+/// What tshark reads of each frame: sizes, hop limits, addresses, ports,
+/// payload, and whether the checksums are good.
+fn decoded(capture: &std::path::Path) -> Vec<Vec<String>> {
+    let mut c = Command::new("tshark");
+    c.arg("-r").arg(capture);
+    for proto in ["ip", "udp", "tcp"] {
+        c.args(["-o", &format!("{proto}.check_checksum:TRUE")]);
+    }
+    c.args(["-T", "fields", "-E", "separator=|"]);
+    for f in [
+        "frame.len",
+        "ip.ttl",
+        "ipv6.hlim",
+        "ip.src",
+        "ip.dst",
+        "ipv6.src",
+        "ipv6.dst",
+        "udp.dstport",
+        "tcp.dstport",
+        "data.data",
+        "ip.checksum.status",
+        "udp.checksum.status",
+        "tcp.checksum.status",
+    ] {
+        c.args(["-e", f]);
+    }
+    let out = c.output().unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8_lossy(&out.stdout)
+        .lines()
+        .map(|l| l.split('|').map(String::from).collect())
+        .collect()
+}
+
+/// A crafted capture replayed by tcpreplay from host A arrives at host B,
+/// routed: same frames but for the MACs, hop limit one less, every
+/// checksum good.
+#[test]
+fn tcpreplay_capture_arrives_intact() {
+    use etherparse::PacketBuilder;
+    use sluice_io::pcap::PcapWriter;
+    if !require_root() || !require("tcpreplay") || !require("tshark") || !require("ping") {
+        return;
+    }
+    let n = 85;
+    let a = Host::new("10.85.1.2/24", "10.85.1.1", "fd85:1::2/64", "fd85:1::1");
+    let b = Host::new("10.85.2.2/24", "10.85.2.1", "fd85:2::2/64", "fd85:2::1");
+    let config = interface(
+        "a",
+        "af-xdp",
+        &a.link.outer,
+        &["10.85.1.1/24", "fd85:1::1/64"],
+    ) + &interface(
+        "b",
+        "af-xdp",
+        &b.link.outer,
+        &["10.85.2.1/24", "fd85:2::1/64"],
+    );
+    let sluice = Sluice::start(&config);
+    // Sluice learns B's addresses before the replay.
+    ping(&a.ns, &["10.85.2.2"]);
+    ping(&a.ns, &["-6", "fd85:2::2"]);
+
+    let host_mac = mac_bytes(&a.mac());
+    let sluice_mac = mac_bytes(
+        &std::fs::read_to_string(format!("/sys/class/net/{}/address", a.link.outer)).unwrap(),
+    );
+    let dir = std::env::temp_dir();
+    let input = TempFile(dir.join(format!("{}-in.pcap", sluice_testnet::unique("tr"))));
+    let output = TempFile(dir.join(format!("{}-out.pcap", sluice_testnet::unique("tr"))));
+    let mut w = PcapWriter::create(&input.0, 65535).unwrap();
+    let count = 60;
+    for i in 0..count {
+        let payload: Vec<u8> = (0..(20 + i * 23) % 1400)
+            .map(|k| (k * 7 + i) as u8)
+            .collect();
+        let eth = PacketBuilder::ethernet2(host_mac, sluice_mac);
+        let mut f = Vec::new();
+        match i % 3 {
+            0 => eth
+                .ipv4([10, n, 1, 2], [10, n, 2, 2], 64)
+                .udp(5000 + i as u16, 7777)
+                .write(&mut f, &payload),
+            1 => eth
+                .ipv6(
+                    "fd85:1::2".parse::<std::net::Ipv6Addr>().unwrap().octets(),
+                    "fd85:2::2".parse::<std::net::Ipv6Addr>().unwrap().octets(),
+                    64,
+                )
+                .udp(5000 + i as u16, 7777)
+                .write(&mut f, &payload),
+            _ => eth
+                .ipv4([10, n, 1, 2], [10, n, 2, 2], 33)
+                .tcp(6000 + i as u16, 7778, 1000, 512)
+                .write(&mut f, &payload),
+        }
+        .unwrap();
+        w.write(&f).unwrap();
+    }
+    w.flush().unwrap();
+    drop(w);
+
+    let capture = b.ns.spawn(&[
+        "tshark",
+        "-i",
+        "eth0",
+        "-f",
+        "(udp dst port 7777) or (tcp dst port 7778)",
+        "-c",
+        &count.to_string(),
+        "-a",
+        "duration:15",
+        "-w",
+        output.0.to_str().unwrap(),
+    ]);
+    // tshark needs a moment before it captures.
+    std::thread::sleep(Duration::from_millis(1500));
+    a.ns.run(&[
+        "tcpreplay",
+        "-q",
+        "-i",
+        "eth0",
+        "--pps",
+        "500",
+        input.0.to_str().unwrap(),
+    ]);
+    let done = capture.wait_timeout(Duration::from_secs(20));
+    assert!(done.is_some(), "tshark did not see every frame");
+    let (out, ok) = sluice.stop();
+    assert!(ok && !out.contains("BUG"), "{out}");
+
+    let sent = decoded(&input.0);
+    let got = decoded(&output.0);
+    assert_eq!(got.len(), sent.len(), "frames arrived");
+    for (s, g) in sent.iter().zip(&got) {
+        let less = |v: &str| {
+            v.parse::<u8>()
+                .map_or(String::new(), |x| (x - 1).to_string())
+        };
+        assert_eq!(g[0], s[0], "frame length");
+        assert_eq!(
+            (g[1].clone(), g[2].clone()),
+            (less(&s[1]), less(&s[2])),
+            "hop limit"
+        );
+        assert_eq!(g[3..10], s[3..10], "addresses, ports, payload");
+        for c in &g[10..] {
+            assert!(
+                c.is_empty() || c == "1",
+                "checksum status {c} (1 is good): {g:?}"
+            );
+        }
+    }
+}
+
+/// A host's veth deleted under a running Sluice: that interface goes
+/// down (shown `gone`, counted), the others keep forwarding, and Sluice
+/// stops cleanly with every buffer back.
+#[test]
+fn a_device_pulled_out_leaves_the_rest_forwarding() {
+    if !require_root() || !require("ping") {
+        return;
+    }
+    let a = Host::new("10.86.1.2/24", "10.86.1.1", "fd86:1::2/64", "fd86:1::1");
+    let b = Host::new("10.86.2.2/24", "10.86.2.1", "fd86:2::2/64", "fd86:2::1");
+    let c = Host::new("10.86.3.2/24", "10.86.3.1", "fd86:3::2/64", "fd86:3::1");
+    let config = interface("a", "af-xdp", &a.link.outer, &["10.86.1.1/24"])
+        + &interface("b", "af-packet", &b.link.outer, &["10.86.2.1/24"])
+        + &interface("c", "af-xdp", &c.link.outer, &["10.86.3.1/24"]);
+    let sluice = Sluice::start(&config);
+    ping(&a.ns, &["10.86.2.2"]);
+    ping(&a.ns, &["10.86.3.2"]);
+    // Traffic towards C while its device goes away.
+    let flood = a.ns.spawn(&["ping", "-i", "0.01", "10.86.3.2"]);
+    std::thread::sleep(Duration::from_millis(200));
+    drop(c);
+    std::thread::sleep(Duration::from_millis(500));
+    drop(flood);
+    ping(&a.ns, &["10.86.2.2"]);
+    ping(&b.ns, &["10.86.1.2"]);
+    let (out, ok) = sluice.stop();
+    eprintln!("{out}");
+    assert!(ok && !out.contains("BUG"), "{out}");
+    let c_line = out
+        .lines()
+        .find(|l| l.starts_with("c "))
+        .unwrap_or_default();
+    assert!(c_line.contains("af-xdp gone"), "{out}");
+    assert!(out.contains("link downs"), "{out}");
 }
