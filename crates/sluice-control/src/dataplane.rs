@@ -184,6 +184,7 @@ fn open_kernel(config: &Config, pool: &Pool) -> Result<KernelPorts, DataplaneErr
         }
         let mut st = LinkStatus::new();
         let mut device_mac = None;
+        let mut device_mtu = None;
         let q = match &i.driver {
             Driver::AfXdp(_) => {
                 let cfg = AfXdpConfig {
@@ -194,6 +195,7 @@ fn open_kernel(config: &Config, pool: &Pool) -> Result<KernelPorts, DataplaneErr
                 let (queues, _info) = af_xdp::open(&cfg, pool, &st).map_err(err)?;
                 let link = sluice_io::sys::link::Link::open(&kernel.device).map_err(err)?;
                 device_mac = Some(link.mac().map_err(err)?);
+                device_mtu = Some(link.mtu().map_err(err)?);
                 Opened::AfXdp(queues.into_iter().map(Some).collect())
             }
             Driver::AfPacket(_) => {
@@ -206,6 +208,7 @@ fn open_kernel(config: &Config, pool: &Pool) -> Result<KernelPorts, DataplaneErr
                 let p = AfPacket::open(&cfg).map_err(err)?;
                 st = p.status.clone();
                 device_mac = Some(p.mac);
+                device_mtu = Some(p.mtu);
                 Opened::AfPacket(p.rx.into_iter().map(Some).collect(), Some(p.tx))
             }
             // The TAP's kernel side is the host's interface; Sluice is the
@@ -221,6 +224,10 @@ fn open_kernel(config: &Config, pool: &Pool) -> Result<KernelPorts, DataplaneErr
         };
         if let (false, Some(mac)) = (kernel.mac_configured, device_mac) {
             ifs[k].mac = mac;
+        }
+        // The L3 MTU the device carries, unless the configuration says less.
+        if let (false, Some(mtu)) = (kernel.mtu_configured, device_mtu) {
+            ifs[k].mtu = mtu.clamp(68, u32::from(u16::MAX)) as u16;
         }
         opened.push(Some(q));
         status.push(Some(st));

@@ -42,6 +42,7 @@ pub const NODE_NAMES: &[&str] = &[
     ethernet::NAME,
     ip4::input::NAME,
     ip4::arp::NAME,
+    ip4::announce::NAME,
     ip6::input::NAME,
     "ip4-lookup",
     "ip6-lookup",

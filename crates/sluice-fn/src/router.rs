@@ -10,7 +10,7 @@ use crate::ethernet::EthernetInput;
 use crate::fib::Fib;
 use crate::ip::resolve::ResolveConfig;
 use crate::ip::{IcmpError, Local, Lookup, Resolve, Rewrite, V4, V6, icmp_error};
-use crate::ip4::{ArpInput, Ip4Input};
+use crate::ip4::{ArpAnnounce, ArpInput, Ip4Input};
 use crate::ip6::Ip6Input;
 
 /// The routing function, shared by every worker.
@@ -24,6 +24,8 @@ pub struct Router {
     pub resolve: ResolveConfig,
     /// ICMP errors per second per worker, and the burst.
     pub icmp_rate: (u64, u64),
+    /// Send gratuitous ARP for the IPv4 addresses at start.
+    pub announce: bool,
 }
 
 impl Router {
@@ -36,6 +38,7 @@ impl Router {
             addrs,
             resolve: ResolveConfig::default(),
             icmp_rate: (icmp_error::RATE_PER_SECOND, icmp_error::BURST),
+            announce: true,
         })
     }
 
@@ -43,7 +46,7 @@ impl Router {
     pub fn nodes(&self) -> Vec<Box<dyn Node>> {
         let (fib, addrs) = (&self.fib, &self.addrs);
         let (rate, burst) = self.icmp_rate;
-        vec![
+        let mut nodes: Vec<Box<dyn Node>> = vec![
             Box::new(EthernetInput::new(fib.interfaces())),
             Box::new(Ip4Input::new()),
             Box::new(Ip6Input::new(addrs.clone())),
@@ -58,6 +61,10 @@ impl Router {
             Box::new(IcmpError::<V6>::new(addrs.clone(), rate, burst)),
             Box::new(Resolve::<V4>::new(fib.clone(), addrs.clone(), self.resolve)),
             Box::new(Resolve::<V6>::new(fib.clone(), addrs.clone(), self.resolve)),
-        ]
+        ];
+        if self.announce {
+            nodes.push(Box::new(ArpAnnounce::new(fib.clone(), addrs)));
+        }
+        nodes
     }
 }

@@ -64,6 +64,11 @@ struct Net {
 /// which is a known neighbour; if1 (10.2.0.254/24, 2001:db8:2::fe/64)
 /// faces the rest.
 fn net(mtu: u16) -> Net {
+    net_with(mtu, false)
+}
+
+/// [`net`], announcing its addresses at start if `announce`.
+fn net_with(mtu: u16, announce: bool) -> Net {
     let pool = Pool::new(&PoolConfig {
         buffers: 2048,
         huge_pages: HugePages::Never,
@@ -100,6 +105,7 @@ fn net(mtu: u16) -> Net {
     addrs.add(1, "10.2.0.254".parse().unwrap(), 24).unwrap();
     addrs.add(1, "2001:db8:2::fe".parse().unwrap(), 64).unwrap();
     let mut router = Router::new(fib.clone(), Arc::new(addrs)).unwrap();
+    router.announce = announce;
     router.resolve = ResolveConfig {
         retry: Duration::from_millis(20),
         max_age: Duration::from_millis(300),
@@ -825,4 +831,33 @@ proptest! {
         n.graph.run_once();
         n.finish();
     }
+}
+
+#[test]
+fn gratuitous_arp_announces_each_address_twice_at_start() {
+    let mut n = net_with(1500, true);
+    n.wait(Duration::from_millis(5));
+    let first = n.take();
+    assert_eq!(first.len(), 2, "one per IPv4 address");
+    for (tx, f) in &first {
+        let (mac, ip) = if *tx == 0 {
+            (IF0_MAC, ME4)
+        } else {
+            (IF1_MAC, [10, 2, 0, 254])
+        };
+        assert_eq!(MacAddr::from_bytes(&f[0..6]), MacAddr::BROADCAST);
+        assert_eq!(MacAddr::from_bytes(&f[6..12]), mac);
+        assert_eq!(&f[12..14], &[0x08, 0x06]);
+        assert_eq!(&f[20..22], &[0, 1], "a request (RFC 5227 announcement)");
+        assert_eq!(&f[28..32], &ip, "sender IP");
+        assert_eq!(&f[38..42], &ip, "target IP is the same");
+    }
+    assert_eq!(n.counter("arp-announce", "sent"), 2);
+    // The second round, two seconds later, and no third.
+    n.wait(Duration::from_millis(2100));
+    assert_eq!(n.take().len(), 2);
+    n.wait(Duration::from_millis(2100));
+    assert!(n.take().is_empty());
+    assert_eq!(n.counter("arp-announce", "sent"), 4);
+    n.finish();
 }

@@ -271,10 +271,11 @@ fn cpu_seconds(pid: u32) -> f64 {
     (ticks(11) + ticks(12)) / 100.0
 }
 
-/// With no traffic the worker sleeps on its sockets instead of spinning,
-/// and a packet wakes it at once.
+/// At start Sluice announces its address (gratuitous ARP); then, with no
+/// traffic, the worker sleeps on its sockets instead of spinning, and a
+/// packet wakes it at once.
 #[test]
-fn an_idle_forwarder_sleeps_and_wakes_on_traffic() {
+fn an_idle_forwarder_announces_itself_sleeps_and_wakes_on_traffic() {
     if !require_root() || !require("ping") {
         return;
     }
@@ -285,10 +286,20 @@ fn an_idle_forwarder_sleeps_and_wakes_on_traffic() {
         &format!("fd{n}:1::2/64"),
         &format!("fd{n}:1::1"),
     );
+    // The host takes new neighbours from gratuitous ARP, as a switch does.
+    a.ns.run(&["sysctl", "-qw", "net.ipv4.conf.eth0.arp_accept=1"]);
     let config = interface("a", "af-xdp", &a.link.outer, &[&format!("10.{n}.1.1/24")]);
     let sluice = Sluice::start(&config);
     let pid = sluice.child.id();
     std::thread::sleep(Duration::from_millis(500));
+    // Sluice announced its address at start, before anyone asked.
+    let neigh = a.ns.run(&["ip", "neigh", "show", &format!("10.{n}.1.1")]);
+    let sluice_mac =
+        std::fs::read_to_string(format!("/sys/class/net/{}/address", a.link.outer)).unwrap();
+    assert!(
+        neigh.contains(sluice_mac.trim()),
+        "no gratuitous ARP learned: {neigh:?}"
+    );
     let before = cpu_seconds(pid);
     std::thread::sleep(Duration::from_secs(2));
     let idle_cpu = (cpu_seconds(pid) - before) / 2.0;

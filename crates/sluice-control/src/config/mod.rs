@@ -131,6 +131,8 @@ pub struct Kernel {
     pub ring_size: u32,
     /// Whether the MAC was configured (else the device's is used).
     pub mac_configured: bool,
+    /// Whether the MTU was configured (else the device's is used).
+    pub mtu_configured: bool,
 }
 
 impl Driver {
@@ -517,6 +519,7 @@ fn kernel(
         queues,
         ring_size,
         mac_configured: r.mac.is_some(),
+        mtu_configured: r.mtu.is_some(),
     })
 }
 
