@@ -279,3 +279,56 @@ fn a_device_pulled_out_goes_down_and_nothing_leaks() {
     drop((qa, qb));
     assert_eq!(pool.free_count(), pool.capacity());
 }
+
+#[test]
+fn frames_the_kernel_drops_on_a_full_ring_are_counted() {
+    if !require_root() || !require("ping") {
+        return;
+    }
+    let a = Host::new("10.74.0.1/24", "10.74.0.2", "fd74::1/64", "fd74::2");
+    let pool = pool();
+    let cfg = AfXdpConfig {
+        ring_size: 64,
+        ..config(&a.link.outer)
+    };
+    let (mut q, _) = af_xdp::open(&cfg, &pool, &LinkStatus::new()).unwrap();
+    let (mut rx, tx) = q.remove(0);
+    // Nobody polls while 300 frames come: the 64-entry ring overflows.
+    a.ns.run(&[
+        "ip",
+        "neigh",
+        "replace",
+        "10.74.0.2",
+        "lladdr",
+        "02:00:00:00:74:02",
+        "dev",
+        "eth0",
+    ]);
+    let _ =
+        a.ns.output(&["ping", "-l", "300", "-c", "300", "-w", "2", "10.74.0.2"]);
+    let mut cache = pool.cache(64);
+    let mut frame = Frame::new();
+    let mut got = 0;
+    let mut drops = 0;
+    for _ in 0..2000 {
+        if let InputState::Busy(n) = rx.rx_burst(&mut cache, &mut frame, 256) {
+            got += n;
+        }
+        drops += rx.take_rx_drops();
+        cache.free_all(&mut frame);
+        if got + drops as usize >= 300 {
+            break;
+        }
+        thread::sleep(Duration::from_micros(100));
+    }
+    eprintln!("received {got}, dropped {drops}");
+    assert!(got <= 64 && got > 0, "{got}");
+    // The pings, and a few frames of the host's own IPv6 start-up.
+    let seen = got + drops as usize;
+    assert!(
+        (300..320).contains(&seen),
+        "every frame is received or counted: {seen}"
+    );
+    drop((rx, tx, q, cache));
+    assert_eq!(pool.free_count(), pool.capacity());
+}

@@ -177,6 +177,11 @@ impl LinkWatch {
         }
     }
 
+    /// Whether a period has passed since the last look.
+    fn due(&self) -> bool {
+        Instant::now() >= self.next_check
+    }
+
     /// The state, re-read from the kernel if a period has passed.
     fn state(&mut self) -> LinkState {
         let now = Instant::now();
@@ -301,6 +306,8 @@ fn halves_of(
         drops: 0,
         fill_target: config.ring_size,
         complete_checksums: config.complete_checksums,
+        kernel_drops: 0,
+        bursts: 0,
         shared: shared.clone(),
     };
     let mut cache = pool.cache(64);
@@ -330,6 +337,9 @@ pub struct AfXdpRx {
     drops: u64,
     fill_target: u32,
     complete_checksums: bool,
+    /// The kernel's drop count as last read, and bursts since.
+    kernel_drops: u64,
+    bursts: u32,
     shared: Arc<XskShared>,
 }
 
@@ -364,7 +374,21 @@ impl AfXdpRx {
     fn shared_fd(&self) -> BorrowedFd<'_> {
         self.shared.fd.as_fd()
     }
+
+    /// Adds what the kernel dropped on the way in since the last look
+    /// (receive ring full, no fill buffer, bad descriptors) to the drops.
+    fn count_kernel_drops(&mut self) {
+        if let Some(st) = xdp::statistics(&self.shared.fd) {
+            let total = st.rx_dropped + st.rx_ring_full + st.rx_invalid_descs;
+            self.drops += total.saturating_sub(self.kernel_drops);
+            self.kernel_drops = total;
+        }
+    }
 }
+
+/// Busy bursts between two reads of the kernel's drop counters (a
+/// syscall); idle, they are read with the link state.
+const STATS_EVERY: u32 = 1024;
 
 impl Drop for AfXdpRx {
     fn drop(&mut self) {
@@ -375,6 +399,11 @@ impl Drop for AfXdpRx {
 impl Driver for AfXdpRx {
     fn rx_burst(&mut self, buffers: &mut BufCache, out: &mut Frame, max: usize) -> RxState {
         let n = self.rx.available(max.min(u32::MAX as usize) as u32);
+        self.bursts += 1;
+        if self.bursts >= STATS_EVERY || (n == 0 && self.watch.due()) {
+            self.bursts = 0;
+            self.count_kernel_drops();
+        }
         if n == 0 {
             if self.watch.state() != LinkState::Up {
                 return InputState::Idle;
