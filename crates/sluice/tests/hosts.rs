@@ -154,27 +154,32 @@ fn exercise(sluice: Sluice, a: &Netns, b: &Netns, driver: &str, n: u8) {
     ping(b, &["-6", &format!("fd{n}:1::1")]);
     ping(a, &["-s", "1472", "-M", "do", &format!("10.{n}.2.2")]);
 
-    let server = b.spawn(&["iperf3", "-s", "-1"]);
-    std::thread::sleep(Duration::from_millis(300));
-    let client = a.output(&[
-        "timeout",
-        "30",
-        "iperf3",
-        "-c",
-        &format!("10.{n}.2.2"),
-        "-t",
-        "2",
-        "-J",
-    ]);
-    drop(server);
-    let report = String::from_utf8_lossy(&client.stdout);
-    assert!(client.status.success(), "iperf3 failed: {report}");
-    let received = received_bytes(&report);
-    eprintln!(
-        "{driver}: iperf3 {:.2} Gbit/s through Sluice",
-        received as f64 * 8.0 / 2e9
-    );
-    assert!(received > 1_000_000, "{report}");
+    for (family, server_addr) in [
+        ("ipv4", format!("10.{n}.2.2")),
+        ("ipv6", format!("fd{n}:2::2")),
+    ] {
+        let server = b.spawn(&["iperf3", "-s", "-1"]);
+        std::thread::sleep(Duration::from_millis(300));
+        let client = a.output(&[
+            "timeout",
+            "30",
+            "iperf3",
+            "-c",
+            &server_addr,
+            "-t",
+            "2",
+            "-J",
+        ]);
+        drop(server);
+        let report = String::from_utf8_lossy(&client.stdout);
+        assert!(client.status.success(), "{family} iperf3 failed: {report}");
+        let received = received_bytes(&report);
+        eprintln!(
+            "{driver}: iperf3 over {family} {:.2} Gbit/s through Sluice",
+            received as f64 * 8.0 / 2e9
+        );
+        assert!(received > 1_000_000, "{report}");
+    }
 
     let (out, ok) = sluice.stop();
     eprintln!("{out}");
