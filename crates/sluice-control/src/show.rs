@@ -18,8 +18,8 @@ pub fn interfaces(
     let mut out = String::new();
     let _ = writeln!(
         out,
-        "{:<16}{:>5}  {:<15}{:>6}  {:<18}{:>16}",
-        "Name", "Idx", "Driver", "MTU", "Counter", "Count"
+        "{:<16}{:>5}  {:<15}{:>6}  {:<19}{:<18}{:>16}",
+        "Name", "Idx", "Driver", "MTU", "MAC", "Counter", "Count"
     );
     for i in interfaces.iter() {
         let link = links.get(i.index as usize).and_then(|l| l.as_ref());
@@ -46,19 +46,25 @@ pub fn interfaces(
             if first {
                 let _ = writeln!(
                     out,
-                    "{:<16}{:>5}  {:<15}{:>6}  {:<18}{:>16}",
-                    i.name, i.index, driver, i.mtu, name, v
+                    "{:<16}{:>5}  {:<15}{:>6}  {:<19}{:<18}{:>16}",
+                    i.name,
+                    i.index,
+                    driver,
+                    i.mtu,
+                    i.mac.to_string(),
+                    name,
+                    v
                 );
                 first = false;
             } else {
-                let _ = writeln!(out, "{:<46}{:<18}{:>16}", "", name, v);
+                let _ = writeln!(out, "{:<65}{:<18}{:>16}", "", name, v);
             }
         }
         if first {
             let _ = writeln!(
                 out,
-                "{:<16}{:>5}  {:<15}{:>6}",
-                i.name, i.index, driver, i.mtu
+                "{:<16}{:>5}  {:<15}{:>6}  {}",
+                i.name, i.index, driver, i.mtu, i.mac
             );
         }
     }
