@@ -4,11 +4,11 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
 
-use sluice_buf::{BufCache, Pool, PoolConfig};
+use sluice_buf::{Pool, PoolConfig};
 use sluice_fn::{Fib, FibConfig, IfAddrs, Router};
 use sluice_graph::iface::{IfStats, Interfaces};
 use sluice_graph::worker::Workers;
-use sluice_graph::{Frame, Graph, GraphBuilder, GraphStats, runtime};
+use sluice_graph::{Graph, GraphBuilder, GraphStats, runtime};
 use sluice_io::Driver as IfDriver;
 use sluice_io::af_packet::{AfPacket, AfPacketConfig, AfPacketRx, AfPacketTx};
 use sluice_io::af_xdp::{self, AfXdpConfig, AfXdpRx, AfXdpTx};
@@ -16,7 +16,7 @@ use sluice_io::pcap::{PcapCapture, PcapReplay};
 use sluice_io::pg::PacketGenerator;
 use sluice_io::sink::Sink;
 use sluice_io::tap::{Tap, TapConfig, TapRx, TapTx};
-use sluice_io::{InterfaceInput, InterfaceOutput, LinkStatus, Queues, RxState};
+use sluice_io::{InterfaceInput, InterfaceOutput, LinkStatus, Queues};
 
 use crate::config::{Config, Driver, Interface};
 use crate::show;
@@ -63,82 +63,29 @@ enum Opened {
     Tap(Option<(TapRx, TapTx)>),
 }
 
+/// A worker's receive or transmit driver of a kernel interface.
+type Port = Box<dyn IfDriver>;
+
 impl Opened {
     /// Worker `w`'s receive and transmit drivers, by position.
     fn take(&mut self, w: usize, workers: usize) -> (Vec<Port>, Vec<Port>) {
+        fn boxed<D: IfDriver + 'static>(d: D) -> Port {
+            Box::new(d)
+        }
         match self {
             Opened::AfXdp(slots) => share(slots, w, workers)
                 .into_iter()
-                .map(|(r, t)| (Port::AfXdpRx(r), Port::AfXdpTx(t)))
+                .map(|(r, t)| (boxed(r), boxed(t)))
                 .unzip(),
             Opened::AfPacket(rx, tx) => (
-                share(rx, w, workers)
-                    .into_iter()
-                    .map(Port::AfPacketRx)
-                    .collect(),
-                tx.take().map(Port::AfPacketTx).into_iter().collect(),
+                share(rx, w, workers).into_iter().map(boxed).collect(),
+                tx.take().map(boxed).into_iter().collect(),
             ),
             Opened::Tap(halves) => halves
                 .take()
-                .map(|(r, t)| (vec![Port::TapRx(r)], vec![Port::TapTx(t)]))
+                .map(|(r, t)| (vec![boxed(r)], vec![boxed(t)]))
                 .unwrap_or_default(),
         }
-    }
-}
-
-/// A kernel interface's half, of whichever driver.
-enum Port {
-    AfXdpRx(AfXdpRx),
-    AfXdpTx(AfXdpTx),
-    AfPacketRx(AfPacketRx),
-    AfPacketTx(AfPacketTx),
-    TapRx(TapRx),
-    TapTx(TapTx),
-}
-
-impl Port {
-    fn driver(&mut self) -> &mut dyn IfDriver {
-        match self {
-            Port::AfXdpRx(d) => d,
-            Port::AfXdpTx(d) => d,
-            Port::AfPacketRx(d) => d,
-            Port::AfPacketTx(d) => d,
-            Port::TapRx(d) => d,
-            Port::TapTx(d) => d,
-        }
-    }
-
-    fn driver_ref(&self) -> &dyn IfDriver {
-        match self {
-            Port::AfXdpRx(d) => d,
-            Port::AfXdpTx(d) => d,
-            Port::AfPacketRx(d) => d,
-            Port::AfPacketTx(d) => d,
-            Port::TapRx(d) => d,
-            Port::TapTx(d) => d,
-        }
-    }
-}
-
-impl IfDriver for Port {
-    fn rx_burst(&mut self, buffers: &mut BufCache, out: &mut Frame, max: usize) -> RxState {
-        self.driver().rx_burst(buffers, out, max)
-    }
-
-    fn tx_burst(&mut self, buffers: &mut BufCache, packets: &mut Frame) -> usize {
-        self.driver().tx_burst(buffers, packets)
-    }
-
-    fn flush(&mut self) {
-        self.driver().flush();
-    }
-
-    fn take_rx_drops(&mut self) -> u64 {
-        self.driver().take_rx_drops()
-    }
-
-    fn wait_fd(&self) -> Option<std::os::fd::RawFd> {
-        self.driver_ref().wait_fd()
     }
 }
 

@@ -121,6 +121,8 @@ fn default_core(w: usize, available: &[usize]) -> Option<usize> {
     Some(available[(w + 1) % available.len()])
 }
 
+pub use crate::wait::readable as wait_readable;
+
 /// The dispatch loop of one worker.
 ///
 /// It spins while packets come. After `IDLE_LOOPS_BEFORE_NAP` empty turns
@@ -140,7 +142,9 @@ pub fn run(graph: &mut Graph, stop: &AtomicBool) {
                 if idle > IDLE_LOOPS_BEFORE_NAP {
                     fds.clear();
                     if graph.wait_fds(&mut fds) && !fds.is_empty() {
-                        crate::wait::readable(&fds, SLEEP);
+                        // An error (a descriptor closed under us) ends the
+                        // sleep early; the next turn polls the inputs.
+                        let _ = wait_readable(&fds, SLEEP);
                     } else {
                         std::thread::sleep(NAP);
                     }

@@ -45,6 +45,29 @@ pub trait Driver: Send {
     }
 }
 
+/// A boxed driver is a driver: a worker's queues of whichever kind.
+impl<D: Driver + ?Sized> Driver for Box<D> {
+    fn rx_burst(&mut self, buffers: &mut BufCache, out: &mut Frame, max: usize) -> RxState {
+        (**self).rx_burst(buffers, out, max)
+    }
+
+    fn tx_burst(&mut self, buffers: &mut BufCache, packets: &mut Frame) -> usize {
+        (**self).tx_burst(buffers, packets)
+    }
+
+    fn flush(&mut self) {
+        (**self).flush();
+    }
+
+    fn take_rx_drops(&mut self) -> u64 {
+        (**self).take_rx_drops()
+    }
+
+    fn wait_fd(&self) -> Option<RawFd> {
+        (**self).wait_fd()
+    }
+}
+
 /// Several queues of one interface served by one worker, as one driver:
 /// receive polls each in turn; transmit uses the first.
 #[derive(Debug)]

@@ -76,19 +76,6 @@ fn tcp_checksum_ok(frame: &[u8]) -> Option<bool> {
     Some(finish(pseudo + sum(seg)) == 0)
 }
 
-/// `end.sum_received.bytes` of an iperf3 JSON report.
-fn received_bytes(report: &str) -> u64 {
-    let at = report.find("\"sum_received\"").unwrap_or(0);
-    let rest = &report[at..];
-    let b = rest.find("\"bytes\":").map_or("", |i| &rest[i + 8..]);
-    let digits: String = b
-        .trim_start()
-        .chars()
-        .take_while(|c| c.is_ascii_digit())
-        .collect();
-    digits.parse().unwrap_or(0)
-}
-
 fn check(frame: &Frame, moved: &mut Moved) {
     for p in frame.iter() {
         if let Some(ok) = tcp_checksum_ok(p.data()) {
@@ -238,7 +225,7 @@ fn iperf3_tcp_crosses_af_xdp_intact() {
     eprintln!("{moved:?}");
     let report = String::from_utf8_lossy(&client.stdout);
     assert!(client.status.success(), "iperf3 failed: {report}");
-    let received = received_bytes(&report);
+    let received = sluice_testnet::iperf3_received_bytes(&report);
     eprintln!("iperf3 received {received} bytes in 2 s");
     assert!(received > 1_000_000, "{report}");
     assert!(moved.tcp > 1000, "{moved:?}");

@@ -78,6 +78,20 @@ pub fn output(cmd: &[&str]) -> Output {
         .unwrap_or_else(|e| panic!("cannot run {}: {e}", cmd[0]))
 }
 
+/// The bytes the receiver counted (`end.sum_received.bytes`) in an
+/// `iperf3 -J` report; 0 if the report has none.
+pub fn iperf3_received_bytes(report: &str) -> u64 {
+    let at = report.find("\"sum_received\"").unwrap_or(0);
+    let rest = &report[at..];
+    let value = rest.find("\"bytes\":").map_or("", |i| &rest[i + 8..]);
+    let digits: String = value
+        .trim_start()
+        .chars()
+        .take_while(|c| c.is_ascii_digit())
+        .collect();
+    digits.parse().unwrap_or(0)
+}
+
 /// A child process killed (by its PID) and reaped when the guard drops.
 #[derive(Debug)]
 pub struct ChildGuard(pub Child);
@@ -273,6 +287,13 @@ impl Host {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn iperf3_reports_are_read() {
+        let r = r#"{"end": {"sum_sent": {"bytes": 5}, "sum_received": {"bytes":	1234, "x": 1}}}"#;
+        assert_eq!(iperf3_received_bytes(r), 1234);
+        assert_eq!(iperf3_received_bytes("{}"), 0);
+    }
 
     #[test]
     fn names_are_unique_and_short() {

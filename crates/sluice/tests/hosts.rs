@@ -99,19 +99,6 @@ fn ping(ns: &Netns, args: &[&str]) {
     );
 }
 
-/// `end.sum_received.bytes` of an iperf3 JSON report.
-fn received_bytes(report: &str) -> u64 {
-    let at = report.find("\"sum_received\"").unwrap_or(0);
-    let rest = &report[at..];
-    let b = rest.find("\"bytes\":").map_or("", |i| &rest[i + 8..]);
-    let digits: String = b
-        .trim_start()
-        .chars()
-        .take_while(|c| c.is_ascii_digit())
-        .collect();
-    digits.parse().unwrap_or(0)
-}
-
 /// Hosts A (10.N.1.2) and B (10.N.2.2) on either side of Sluice.
 fn routed_hosts_through(driver: &str, n: u8) {
     if !require_root() || !require("ping") || !require("iperf3") {
@@ -173,7 +160,7 @@ fn exercise(sluice: Sluice, a: &Netns, b: &Netns, driver: &str, n: u8) {
         drop(server);
         let report = String::from_utf8_lossy(&client.stdout);
         assert!(client.status.success(), "{family} iperf3 failed: {report}");
-        let received = received_bytes(&report);
+        let received = sluice_testnet::iperf3_received_bytes(&report);
         eprintln!(
             "{driver}: iperf3 over {family} {:.2} Gbit/s through Sluice",
             received as f64 * 8.0 / 2e9

@@ -15,8 +15,7 @@ pub mod xdp;
 
 use std::io;
 use std::mem::{MaybeUninit, size_of};
-use std::os::fd::{AsRawFd, BorrowedFd, FromRawFd, OwnedFd, RawFd};
-use std::time::Duration;
+use std::os::fd::{AsRawFd, BorrowedFd, FromRawFd, OwnedFd};
 
 /// A call into the kernel that failed, with what was being done.
 #[derive(Debug, thiserror::Error)]
@@ -307,22 +306,4 @@ pub fn ioctl_int(
     cvt(unsafe { libc::ioctl(fd.as_raw_fd(), request as _, arg) })
 }
 
-/// Waits until one of `fds` is readable or `timeout` passes. Returns
-/// whether any is. An interrupted wait counts as a timeout.
-pub fn wait_readable(fds: &[RawFd], timeout: Duration) -> io::Result<bool> {
-    let mut polls: Vec<libc::pollfd> = fds
-        .iter()
-        .map(|&fd| libc::pollfd {
-            fd,
-            events: libc::POLLIN,
-            revents: 0,
-        })
-        .collect();
-    let ms = timeout.as_millis().min(i32::MAX as u128) as libc::c_int;
-    // SAFETY: the pointer and count describe `polls`, writable for the call.
-    match cvt(unsafe { libc::poll(polls.as_mut_ptr(), polls.len() as libc::nfds_t, ms) }) {
-        Ok(n) => Ok(n > 0),
-        Err(e) if e.raw_os_error() == Some(libc::EINTR) => Ok(false),
-        Err(e) => Err(e),
-    }
-}
+pub use sluice_graph::worker::wait_readable;
