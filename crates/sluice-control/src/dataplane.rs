@@ -100,6 +100,27 @@ struct KernelPorts {
 /// Opens the kernel interfaces of `config`: their queues, and what they
 /// say of themselves (MAC, link state).
 fn open_kernel(config: &Config, pool: &Pool) -> Result<KernelPorts, DataplaneError> {
+    // AF_XDP lends its rings' worth of buffers to the kernel for good;
+    // the graph needs the rest. Refuse up front rather than starve later.
+    let lent: u64 = config
+        .interfaces
+        .iter()
+        .filter_map(|i| match &i.driver {
+            Driver::AfXdp(k) => Some(u64::from(k.queues) * u64::from(k.ring_size) * 2),
+            _ => None,
+        })
+        .sum();
+    if lent > 0 && lent + 4096 > u64::from(pool.capacity()) {
+        return Err(DataplaneError::Queues(
+            "af-xdp".into(),
+            format!(
+                "the AF_XDP rings hold {lent} buffers lent to the kernel, and the pool has {}: \
+                 raise `[buffers] count` to at least {} or lower `ring-size`",
+                pool.capacity(),
+                lent + 4096
+            ),
+        ));
+    }
     let mut opened = Vec::new();
     let mut status = Vec::new();
     let mut ifs = config.interfaces.clone();

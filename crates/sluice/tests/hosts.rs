@@ -541,3 +541,64 @@ fn a_device_pulled_out_leaves_the_rest_forwarding() {
     assert!(c_line.contains("af-xdp gone"), "{out}");
     assert!(out.contains("link downs"), "{out}");
 }
+
+/// `sluice run` with a kernel-interface configuration it cannot carry out:
+/// exit code 2, a message naming the interface and the cause, and nothing
+/// left behind (a TAP made for an earlier interface is gone again).
+fn refused(config: &str) -> String {
+    let path = std::env::temp_dir().join(format!("{}.toml", sluice_testnet::unique("bad")));
+    std::fs::write(&path, config).unwrap();
+    let out = Command::new(env!("CARGO_BIN_EXE_sluice"))
+        .args(["run", "--duration", "5", "-c"])
+        .arg(&path)
+        .output()
+        .unwrap();
+    let _ = std::fs::remove_file(&path);
+    let text = format!(
+        "{}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert_eq!(out.status.code(), Some(2), "{text}");
+    text
+}
+
+#[test]
+fn kernel_interfaces_it_cannot_open_are_refused_clearly() {
+    if !require_root() {
+        return;
+    }
+    let e = refused(&interface("a", "af-xdp", "sluice-none0", &[]));
+    assert!(
+        e.contains("interface a") && e.contains("sluice-none0"),
+        "{e}"
+    );
+    let v = sluice_testnet::Veth::new();
+    let e = refused(&format!(
+        "[buffers]\ncount = 4096\n\n{}",
+        interface("a", "af-xdp", &v.outer, &[])
+    ));
+    assert!(e.contains("[buffers] count"), "{e}");
+    let e = refused(&format!(
+        "[workers]\ncount = 2\n\n{}",
+        interface("a", "af-packet", &v.outer, &[])
+    ));
+    assert!(e.contains("queue"), "{e}");
+    // A TAP is made for the first interface, then the second fails: the
+    // TAP must not outlive the refusal.
+    let tap = sluice_testnet::unique("tpx");
+    let e = refused(&format!(
+        "[[interface]]\nname = \"{tap}\"\ndriver = \"tap\"\n\n{}",
+        interface("b", "af-packet", "sluice-none1", &[])
+    ));
+    assert!(e.contains("sluice-none1"), "{e}");
+    assert!(
+        !sluice_testnet::output(&["ip", "link", "show", &tap])
+            .status
+            .success(),
+        "the TAP of a refused configuration is gone"
+    );
+    let e =
+        refused("[[interface]]\nname = \"t0\"\ndriver = \"tap\"\nnetns = \"sluice-no-such-ns\"\n");
+    assert!(e.contains("sluice-no-such-ns"), "{e}");
+}
