@@ -214,11 +214,34 @@ pub struct Veth {
 impl Veth {
     /// Makes a pair, both ends up, in the test's namespace.
     pub fn new() -> Veth {
+        Veth::with_queues(1)
+    }
+
+    /// A pair whose ends have `queues` receive and transmit queues each
+    /// (flows spread over them), for multi-queue drivers.
+    pub fn with_queues(queues: u32) -> Veth {
         let outer = unique("slv");
         let inner = format!("{outer}i");
         assert!(inner.len() <= 15);
+        let q = queues.to_string();
         run(&[
-            "ip", "link", "add", &outer, "type", "veth", "peer", "name", &inner,
+            "ip",
+            "link",
+            "add",
+            &outer,
+            "numtxqueues",
+            &q,
+            "numrxqueues",
+            &q,
+            "type",
+            "veth",
+            "peer",
+            "name",
+            &inner,
+            "numtxqueues",
+            &q,
+            "numrxqueues",
+            &q,
         ]);
         let v = Veth { outer, inner };
         run(&["ip", "link", "set", &v.outer, "up"]);
@@ -263,7 +286,12 @@ impl Host {
     /// `fd00:1::2/64`) on its interface `eth0`, default routes via `gw4`
     /// and `gw6`.
     pub fn new(v4: &str, gw4: &str, v6: &str, gw6: &str) -> Host {
-        let link = Veth::new();
+        Host::with_queues(1, v4, gw4, v6, gw6)
+    }
+
+    /// [`Host::new`] on a veth with `queues` queues a side.
+    pub fn with_queues(queues: u32, v4: &str, gw4: &str, v6: &str, gw6: &str) -> Host {
+        let link = Veth::with_queues(queues);
         let ns = Netns::new();
         run(&["ip", "link", "set", &link.inner, "netns", ns.name()]);
         ns.run(&["ip", "link", "set", &link.inner, "name", "eth0"]);

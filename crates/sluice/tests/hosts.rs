@@ -602,3 +602,59 @@ fn kernel_interfaces_it_cannot_open_are_refused_clearly() {
         refused("[[interface]]\nname = \"t0\"\ndriver = \"tap\"\nnetns = \"sluice-no-such-ns\"\n");
     assert!(e.contains("sluice-no-such-ns"), "{e}");
 }
+
+/// Two workers, each serving one of two AF_XDP queues of each device:
+/// TCP flows spread over the queues and every worker forwards.
+#[test]
+fn two_workers_share_two_af_xdp_queues() {
+    if !require_root() || !require("ping") || !require("iperf3") {
+        return;
+    }
+    let a = Host::with_queues(2, "10.87.1.2/24", "10.87.1.1", "fd87:1::2/64", "fd87:1::1");
+    let b = Host::with_queues(2, "10.87.2.2/24", "10.87.2.1", "fd87:2::2/64", "fd87:2::1");
+    let config = format!(
+        "[workers]\ncount = 2\n\n{}{}",
+        interface("a", "af-xdp", &a.link.outer, &["10.87.1.1/24"]).replace(
+            "driver = \"af-xdp\"\n",
+            "driver = \"af-xdp\"\nqueues = 2\nring-size = 1024\n"
+        ),
+        interface("b", "af-xdp", &b.link.outer, &["10.87.2.1/24"]).replace(
+            "driver = \"af-xdp\"\n",
+            "driver = \"af-xdp\"\nqueues = 2\nring-size = 1024\n"
+        ),
+    );
+    let sluice = Sluice::start(&config);
+    ping(&a.ns, &["10.87.2.2"]);
+    let server = b.ns.spawn(&["iperf3", "-s", "-1"]);
+    std::thread::sleep(Duration::from_millis(300));
+    // Eight parallel streams: their hashes spread them over both queues.
+    let client = a.ns.output(&[
+        "timeout",
+        "30",
+        "iperf3",
+        "-c",
+        "10.87.2.2",
+        "-t",
+        "2",
+        "-P",
+        "8",
+        "-J",
+    ]);
+    drop(server);
+    let report = String::from_utf8_lossy(&client.stdout);
+    assert!(client.status.success(), "iperf3 failed: {report}");
+    assert!(sluice_testnet::iperf3_received_bytes(&report) > 1_000_000);
+    let (out, ok) = sluice.stop();
+    assert!(ok && !out.contains("BUG"), "{out}");
+    // Both workers brought packets in from a's queues.
+    let inputs: Vec<u64> = out
+        .lines()
+        .filter(|l| l.starts_with("a-input"))
+        .filter_map(|l| l.split_whitespace().nth(3).and_then(|v| v.parse().ok()))
+        .collect();
+    assert_eq!(inputs.len(), 2, "one a-input per worker:\n{out}");
+    assert!(
+        inputs.iter().all(|&v| v > 100),
+        "both workers received: {inputs:?}\n{out}"
+    );
+}
