@@ -652,9 +652,10 @@ fn two_workers_share_two_af_xdp_queues() {
         .filter(|l| l.starts_with("a-input"))
         .filter_map(|l| l.split_whitespace().nth(3).and_then(|v| v.parse().ok()))
         .collect();
-    assert_eq!(inputs.len(), 2, "one a-input per worker:\n{out}");
+    // One row per worker, then the total.
+    assert!(inputs.len() >= 2, "one a-input per worker:\n{out}");
     assert!(
-        inputs.iter().all(|&v| v > 100),
+        inputs[..2].iter().all(|&v| v > 100),
         "both workers received: {inputs:?}\n{out}"
     );
 }
