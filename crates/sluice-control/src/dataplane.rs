@@ -19,6 +19,7 @@ use sluice_io::tap::{Tap, TapConfig, TapRx, TapTx};
 use sluice_io::{InterfaceInput, InterfaceOutput, LinkStatus, Queues};
 
 use crate::config::{Config, Driver, Interface};
+use crate::server::{ControlServer, ControlState};
 use crate::show;
 
 /// Errors building or running the data plane.
@@ -223,6 +224,7 @@ pub struct Dataplane {
     pool: Pool,
     interfaces: Arc<Interfaces>,
     links: Vec<Option<Arc<LinkStatus>>>,
+    fib: Arc<Fib>,
     if_stats: IfStats,
     graphs: Vec<Graph>,
     cores: Vec<usize>,
@@ -427,6 +429,7 @@ impl Dataplane {
             pool,
             interfaces,
             links,
+            fib: router.fib.clone(),
             if_stats,
             graphs,
             cores: config.cores.clone(),
@@ -444,16 +447,40 @@ impl Dataplane {
         stop: Arc<AtomicBool>,
         limit: Option<Duration>,
     ) -> Result<Report, DataplaneError> {
+        self.run_with_control(stop, limit, None)
+    }
+
+    /// [`Dataplane::run`], answering the control API on `control` (a
+    /// bound socket and its path) while it runs.
+    pub fn run_with_control(
+        self,
+        stop: Arc<AtomicBool>,
+        limit: Option<Duration>,
+        control: Option<(std::os::unix::net::UnixListener, std::path::PathBuf)>,
+    ) -> Result<Report, DataplaneError> {
         let Dataplane {
             pool,
             interfaces,
             links,
+            fib,
             if_stats,
             graphs,
             cores,
         } = self;
         let started = Instant::now();
         let workers = Workers::spawn(graphs, &cores, stop.clone())?;
+        let server = control.map(|(listener, path)| {
+            let state = ControlState {
+                interfaces: interfaces.clone(),
+                if_stats: if_stats.clone(),
+                links: links.clone(),
+                stats: workers.stats().to_vec(),
+                cores: workers.cores().to_vec(),
+                started,
+                fib,
+            };
+            ControlServer::start(listener, path, Arc::new(state))
+        });
         while !workers.finished() {
             if limit.is_some_and(|l| started.elapsed() >= l) {
                 stop.store(true, Ordering::Relaxed);
@@ -463,6 +490,7 @@ impl Dataplane {
         let seconds = started.elapsed().as_secs_f64();
         let stats: Vec<Arc<GraphStats>> = workers.stats().to_vec();
         let pinned = workers.cores().to_vec();
+        drop(server);
         let panics = workers.join();
         let refs: Vec<&GraphStats> = stats.iter().map(|s| &**s).collect();
         let if_counts = interfaces

@@ -8,8 +8,10 @@
 #![forbid(unsafe_code)]
 #![deny(missing_docs)]
 
+pub mod api;
 pub mod config;
 pub mod dataplane;
+pub mod server;
 pub mod show;
 
 pub use config::{Config, ConfigError};

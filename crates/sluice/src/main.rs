@@ -10,6 +10,8 @@ use anyhow::Context;
 use clap::{Parser, Subcommand};
 use sluice_control::{Config, DEMO_CONFIG, Dataplane};
 
+mod ctl;
+
 #[derive(Parser)]
 #[command(
     name = "sluice",
@@ -37,6 +39,25 @@ enum Command {
         /// Print the configuration the demo uses, and exit.
         #[arg(long)]
         print_config: bool,
+        /// The control socket (`sluice ctl`); `none` for no control API.
+        #[arg(long)]
+        socket: Option<String>,
+    },
+    /// Ask a running Sluice: `show interface`, `show runtime`, `show errors`,
+    /// `show ip fib [table N]`, `show version`,
+    /// `ip route add PREFIX [via ADDR] [via-mac MAC] dev IF [table N]`,
+    /// `ip route add PREFIX drop|prohibit|unreachable [table N]`,
+    /// `ip route del PREFIX [table N]`.
+    Ctl {
+        /// The control socket of the Sluice to ask.
+        #[arg(long, default_value = sluice_control::server::DEFAULT_SOCKET)]
+        socket: PathBuf,
+        /// Print the answer as JSON, for scripts.
+        #[arg(long)]
+        json: bool,
+        /// The command, in words.
+        #[arg(required = true, trailing_var_arg = true, allow_hyphen_values = true)]
+        words: Vec<String>,
     },
 }
 
@@ -53,11 +74,17 @@ fn main() -> ExitCode {
 fn real_main() -> anyhow::Result<ExitCode> {
     let cli = Cli::parse();
     match cli.command {
+        Command::Ctl {
+            socket,
+            json,
+            words,
+        } => ctl::run(&socket, json, &words),
         Command::Run {
             config,
             duration,
             workers,
             print_config,
+            socket,
         } => {
             let (src, origin) = match &config {
                 Some(path) => (
@@ -76,18 +103,51 @@ fn real_main() -> anyhow::Result<ExitCode> {
                 anyhow::ensure!((1..=256).contains(&w), "--workers must be 1 to 256");
                 cfg.workers = w;
             }
-            run(cfg, &origin, duration)
+            run(cfg, &origin, duration, socket.as_deref())
         }
     }
 }
 
-fn run(cfg: Config, origin: &str, duration: Option<f64>) -> anyhow::Result<ExitCode> {
+/// Binds the control socket: the one asked for (failing loudly), or the
+/// default one if it can be had (a second Sluice, or one without the
+/// rights to /run, runs without an API and says so).
+fn control_socket(
+    asked: Option<&str>,
+) -> anyhow::Result<Option<(std::os::unix::net::UnixListener, PathBuf)>> {
+    use sluice_control::server::{DEFAULT_SOCKET, bind};
+    match asked {
+        Some("none") => Ok(None),
+        Some(path) => {
+            let path = PathBuf::from(path);
+            let l = bind(&path)?;
+            Ok(Some((l, path)))
+        }
+        None => {
+            let path = PathBuf::from(DEFAULT_SOCKET);
+            match bind(&path) {
+                Ok(l) => Ok(Some((l, path))),
+                Err(e) => {
+                    eprintln!("sluice: no control API: {e} (use --socket PATH)");
+                    Ok(None)
+                }
+            }
+        }
+    }
+}
+
+fn run(
+    cfg: Config,
+    origin: &str,
+    duration: Option<f64>,
+    socket: Option<&str>,
+) -> anyhow::Result<ExitCode> {
     let limit = match duration {
         Some(d) if d > 0.0 && d.is_finite() => Some(Duration::from_secs_f64(d)),
         Some(d) => anyhow::bail!("--duration {d}: give a positive number of seconds"),
         None => None,
     };
     let dp = Dataplane::build(&cfg)?;
+    let control = control_socket(socket)?;
     let backing = dp.pool().backing();
     println!(
         "sluice: {origin}: {} interfaces, {} routes, {} worker(s); buffers: {} x 2304 B, {backing}",
@@ -100,7 +160,10 @@ fn run(cfg: Config, origin: &str, duration: Option<f64>) -> anyhow::Result<ExitC
     for sig in [signal_hook::consts::SIGINT, signal_hook::consts::SIGTERM] {
         signal_hook::flag::register(sig, stop.clone()).context("cannot handle signals")?;
     }
-    let report = dp.run(stop, limit)?;
+    if let Some((_, path)) = &control {
+        println!("sluice: control API on {}", path.display());
+    }
+    let report = dp.run_with_control(stop, limit, control)?;
     println!();
     println!("{}", report.runtime);
     println!("{}", report.interfaces);

@@ -1,0 +1,252 @@
+//! The control API: what `sluice ctl` (or any script) asks a running
+//! Sluice, and what it answers.
+//!
+//! One JSON object a line over a Unix socket, each way. A request carries
+//! the API version it was written for; within a major version the schema
+//! only grows (new requests, new optional fields, new fields in answers),
+//! so an older client keeps working against a newer daemon. Unknown fields
+//! in a request are refused by name rather than ignored, so a typo is an
+//! error, not a silent no-op.
+
+use serde::{Deserialize, Serialize};
+
+/// The API's major version.
+pub const VERSION: u32 = 1;
+
+/// A request as it travels: the version and what is asked.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Envelope {
+    /// The major version the client speaks.
+    pub version: u32,
+    /// What it asks.
+    pub request: Request,
+}
+
+/// Everything that can be asked.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case", deny_unknown_fields)]
+pub enum Request {
+    /// The daemon's version and API version.
+    ShowVersion,
+    /// Interfaces: state, MAC, MTU, counters.
+    ShowInterface,
+    /// Per-node calls, vectors and clocks, per worker.
+    ShowRuntime,
+    /// The error counters.
+    ShowErrors,
+    /// The routes of a table (0 when not given).
+    ShowIpFib {
+        /// The table (VRF).
+        #[serde(default)]
+        table: u32,
+    },
+    /// Adds (or replaces) a route.
+    IpRouteAdd(RouteSpec),
+    /// Removes a route.
+    IpRouteDel {
+        /// The prefix, e.g. `10.1.0.0/16`.
+        prefix: String,
+        /// The table (VRF).
+        #[serde(default)]
+        table: u32,
+    },
+}
+
+/// A route as a request gives it: one path.
+#[derive(Debug, Clone, PartialEq, Eq, Default, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case", deny_unknown_fields)]
+pub struct RouteSpec {
+    /// The prefix, e.g. `10.1.0.0/16` (host bits clear).
+    pub prefix: String,
+    /// The table (VRF).
+    #[serde(default)]
+    pub table: u32,
+    /// The outgoing interface, by name.
+    #[serde(default)]
+    pub interface: Option<String>,
+    /// The next hop's address (resolved by ARP/ND).
+    #[serde(default)]
+    pub via: Option<String>,
+    /// The next hop's MAC (a static next hop).
+    #[serde(default)]
+    pub via_mac: Option<String>,
+    /// `drop`, `prohibit` or `unreachable` instead of a next hop.
+    #[serde(default)]
+    pub action: Option<String>,
+}
+
+/// An answer: `ok` and a result, or an error saying what was wrong.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Response {
+    /// Whether the request was carried out.
+    pub ok: bool,
+    /// Why not, when it was not.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub error: Option<String>,
+    /// What was asked for, when it was.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub result: Option<Reply>,
+}
+
+impl Response {
+    /// A refusal.
+    pub fn error(e: impl Into<String>) -> Response {
+        Response {
+            ok: false,
+            error: Some(e.into()),
+            result: None,
+        }
+    }
+
+    /// A success.
+    pub fn ok(r: Reply) -> Response {
+        Response {
+            ok: true,
+            error: None,
+            result: Some(r),
+        }
+    }
+}
+
+/// What a request brings back: a table for people (`text`) and the same
+/// facts for scripts.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum Reply {
+    /// `show version`.
+    Version {
+        /// Sluice's version.
+        sluice: String,
+        /// The API's major version.
+        api: u32,
+    },
+    /// `show interface`.
+    Interfaces {
+        /// The table.
+        text: String,
+        /// One row an interface.
+        rows: Vec<InterfaceRow>,
+    },
+    /// `show runtime`.
+    Runtime {
+        /// The table.
+        text: String,
+        /// One row a node, summed over workers.
+        rows: Vec<NodeRow>,
+    },
+    /// `show errors`.
+    Errors {
+        /// The table.
+        text: String,
+        /// One row a counter, summed over workers.
+        rows: Vec<ErrorRow>,
+    },
+    /// `show ip fib`.
+    Routes {
+        /// The table.
+        text: String,
+        /// One row a route.
+        rows: Vec<RouteRow>,
+    },
+    /// A change was applied.
+    Done,
+}
+
+/// One interface.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct InterfaceRow {
+    /// Name.
+    pub name: String,
+    /// Index.
+    pub index: u32,
+    /// Driver kind.
+    pub driver: String,
+    /// `up`, `down`, `gone`, or empty for interfaces without a link.
+    pub state: String,
+    /// MAC address.
+    pub mac: String,
+    /// L3 MTU.
+    pub mtu: u16,
+    /// Packets received.
+    pub rx_packets: u64,
+    /// Bytes received.
+    pub rx_bytes: u64,
+    /// Packets dropped on receive.
+    pub rx_drops: u64,
+    /// Packets sent.
+    pub tx_packets: u64,
+    /// Bytes sent.
+    pub tx_bytes: u64,
+    /// Packets that could not be sent.
+    pub tx_errors: u64,
+}
+
+/// One node, summed over workers.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct NodeRow {
+    /// Node name.
+    pub name: String,
+    /// Calls.
+    pub calls: u64,
+    /// Packets handled.
+    pub vectors: u64,
+    /// TSC cycles per packet (per call for a node that handled none).
+    pub clocks: f64,
+}
+
+/// One error counter.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ErrorRow {
+    /// Node.
+    pub node: String,
+    /// Counter name.
+    pub name: String,
+    /// What it counts.
+    pub reason: String,
+    /// Packets.
+    pub count: u64,
+}
+
+/// One route.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct RouteRow {
+    /// Table.
+    pub table: u32,
+    /// Prefix.
+    pub prefix: String,
+    /// Its paths, as `show ip fib` words them.
+    pub paths: Vec<String>,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn requests_read_as_documented() {
+        let e: Envelope = serde_json::from_str(
+            r#"{"version":1,"request":{"ip-route-add":{"prefix":"10.9.0.0/16","interface":"out0","via":"10.0.0.1"}}}"#,
+        )
+        .unwrap();
+        assert_eq!(
+            e.request,
+            Request::IpRouteAdd(RouteSpec {
+                prefix: "10.9.0.0/16".into(),
+                interface: Some("out0".into()),
+                via: Some("10.0.0.1".into()),
+                ..RouteSpec::default()
+            })
+        );
+        let e: Envelope =
+            serde_json::from_str(r#"{"version":1,"request":"show-interface"}"#).unwrap();
+        assert_eq!(e.request, Request::ShowInterface);
+        // A typo is refused by name.
+        let bad = serde_json::from_str::<Envelope>(
+            r#"{"version":1,"request":{"ip-route-del":{"prefx":"10.0.0.0/8"}}}"#,
+        )
+        .unwrap_err()
+        .to_string();
+        assert!(bad.contains("prefx"), "{bad}");
+    }
+}

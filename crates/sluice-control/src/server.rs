@@ -1,0 +1,432 @@
+//! The control socket of a running Sluice: answers [`crate::api`]
+//! requests while the workers forward.
+//!
+//! Nothing here ever blocks a worker: counters are read from the workers'
+//! one-writer atomics, and route changes go through the FIB's own update
+//! path, which readers never wait for. The socket is owner-only (0600) in
+//! an owner-only directory; each connection gets its own thread, and a
+//! client that sends garbage gets an error and is closed.
+
+use std::io::{BufRead, BufReader, Read, Write};
+use std::net::IpAddr;
+use std::os::unix::fs::PermissionsExt;
+use std::os::unix::net::{UnixListener, UnixStream};
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+use std::thread::JoinHandle;
+use std::time::{Duration, Instant};
+
+use sluice_fn::{Fib, Path as FibPath, Prefix, Route};
+use sluice_graph::GraphStats;
+use sluice_graph::iface::{IfStats, Interfaces};
+use sluice_graph::runtime;
+use sluice_io::{LinkState, LinkStatus};
+use sluice_wire::MacAddr;
+
+use crate::api::{
+    self, Envelope, ErrorRow, InterfaceRow, NodeRow, Reply, Request, Response, RouteRow, RouteSpec,
+};
+
+/// Where the socket goes when nothing else is said.
+pub const DEFAULT_SOCKET: &str = "/run/sluice/sluice.sock";
+
+/// The longest request line accepted.
+const MAX_LINE: usize = 1 << 20;
+/// Connections served at once.
+const MAX_CLIENTS: usize = 16;
+
+/// Why the control socket could not be opened.
+#[derive(Debug, thiserror::Error)]
+pub enum ControlError {
+    /// Another Sluice answers on this socket.
+    #[error("control socket {0} is in use by another sluice")]
+    InUse(PathBuf),
+    /// The socket or its directory could not be made.
+    #[error("control socket {0}: {1}")]
+    Io(PathBuf, std::io::Error),
+}
+
+/// Binds the control socket at `path`: its directory made owner-only if
+/// missing, a stale socket of a dead Sluice removed, the socket itself
+/// owner-only.
+pub fn bind(path: &Path) -> Result<UnixListener, ControlError> {
+    let io = |e| ControlError::Io(path.to_path_buf(), e);
+    if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty())
+        && !dir.exists()
+    {
+        std::fs::create_dir_all(dir).map_err(io)?;
+        std::fs::set_permissions(dir, std::fs::Permissions::from_mode(0o700)).map_err(io)?;
+    }
+    if path.exists() {
+        if UnixStream::connect(path).is_ok() {
+            return Err(ControlError::InUse(path.to_path_buf()));
+        }
+        std::fs::remove_file(path).map_err(io)?;
+    }
+    let listener = UnixListener::bind(path).map_err(io)?;
+    std::fs::set_permissions(path, std::fs::Permissions::from_mode(0o600)).map_err(io)?;
+    Ok(listener)
+}
+
+/// What the control thread reads and changes.
+pub struct ControlState {
+    /// The interface table.
+    pub interfaces: Arc<Interfaces>,
+    /// Interface counters of every worker.
+    pub if_stats: IfStats,
+    /// Link states of kernel interfaces, by index.
+    pub links: Vec<Option<Arc<LinkStatus>>>,
+    /// Node counters of every worker.
+    pub stats: Vec<Arc<GraphStats>>,
+    /// Each worker's core.
+    pub cores: Vec<Option<usize>>,
+    /// When the workers started.
+    pub started: Instant,
+    /// The routing tables.
+    pub fib: Arc<Fib>,
+}
+
+/// The control thread; stopped and its socket removed on drop.
+pub struct ControlServer {
+    path: PathBuf,
+    stop: Arc<AtomicBool>,
+    thread: Option<JoinHandle<()>>,
+}
+
+impl ControlServer {
+    /// Serves `listener` (bound at `path`) until dropped.
+    pub fn start(listener: UnixListener, path: PathBuf, state: Arc<ControlState>) -> ControlServer {
+        let stop = Arc::new(AtomicBool::new(false));
+        let flag = stop.clone();
+        let thread = std::thread::Builder::new()
+            .name("sluice-ctl".into())
+            .spawn(move || accept_loop(listener, state, flag))
+            .ok();
+        ControlServer { path, stop, thread }
+    }
+}
+
+impl Drop for ControlServer {
+    fn drop(&mut self) {
+        self.stop.store(true, Ordering::Relaxed);
+        if let Some(t) = self.thread.take() {
+            let _ = t.join();
+        }
+        let _ = std::fs::remove_file(&self.path);
+    }
+}
+
+fn accept_loop(listener: UnixListener, state: Arc<ControlState>, stop: Arc<AtomicBool>) {
+    // Non-blocking accept, so that the thread notices `stop`.
+    if listener.set_nonblocking(true).is_err() {
+        return;
+    }
+    let clients = Arc::new(AtomicUsize::new(0));
+    while !stop.load(Ordering::Relaxed) {
+        match listener.accept() {
+            Ok((stream, _)) => {
+                if clients.load(Ordering::Relaxed) >= MAX_CLIENTS {
+                    let _ = reply(&stream, &Response::error("too many control clients"));
+                    continue;
+                }
+                clients.fetch_add(1, Ordering::Relaxed);
+                let (state, mine) = (state.clone(), clients.clone());
+                let spawned = std::thread::Builder::new()
+                    .name("sluice-ctl-client".into())
+                    .spawn(move || {
+                        serve(stream, &state);
+                        mine.fetch_sub(1, Ordering::Relaxed);
+                    });
+                if spawned.is_err() {
+                    clients.fetch_sub(1, Ordering::Relaxed);
+                }
+            }
+            Err(_) => std::thread::sleep(Duration::from_millis(20)),
+        }
+    }
+}
+
+fn reply(mut stream: &UnixStream, r: &Response) -> std::io::Result<()> {
+    let mut line = serde_json::to_vec(r).map_err(std::io::Error::other)?;
+    line.push(b'\n');
+    stream.write_all(&line)
+}
+
+/// One client: a request a line, an answer a line, until it hangs up or
+/// sends something that is not a request.
+fn serve(stream: UnixStream, state: &ControlState) {
+    let _ = stream.set_nonblocking(false);
+    let _ = stream.set_read_timeout(Some(Duration::from_secs(300)));
+    let Ok(read_half) = stream.try_clone() else {
+        return;
+    };
+    let mut reader = BufReader::new(read_half);
+    let mut line = Vec::new();
+    loop {
+        line.clear();
+        match (&mut reader)
+            .take(MAX_LINE as u64 + 1)
+            .read_until(b'\n', &mut line)
+        {
+            Ok(0) | Err(_) => return,
+            Ok(_) => {}
+        }
+        if line.len() > MAX_LINE {
+            let _ = reply(&stream, &Response::error("request longer than 1 MiB"));
+            return;
+        }
+        let envelope = match serde_json::from_slice::<Envelope>(&line) {
+            Ok(e) => e,
+            Err(e) => {
+                let _ = reply(&stream, &Response::error(format!("not a request: {e}")));
+                return;
+            }
+        };
+        let r = if envelope.version != api::VERSION {
+            Response::error(format!(
+                "API version {} is not spoken here (this sluice speaks {})",
+                envelope.version,
+                api::VERSION
+            ))
+        } else {
+            handle(state, &envelope.request)
+        };
+        if reply(&stream, &r).is_err() {
+            return;
+        }
+    }
+}
+
+/// Carries out one request.
+pub fn handle(state: &ControlState, request: &Request) -> Response {
+    let refs: Vec<&GraphStats> = state.stats.iter().map(|s| &**s).collect();
+    match request {
+        Request::ShowVersion => Response::ok(Reply::Version {
+            sluice: env!("CARGO_PKG_VERSION").to_string(),
+            api: api::VERSION,
+        }),
+        Request::ShowInterface => Response::ok(Reply::Interfaces {
+            text: crate::show::interfaces(&state.interfaces, &state.if_stats, &state.links),
+            rows: interface_rows(state),
+        }),
+        Request::ShowRuntime => {
+            let seconds = state.started.elapsed().as_secs_f64();
+            Response::ok(Reply::Runtime {
+                text: runtime::show_runtime(&refs, seconds, &state.cores),
+                rows: runtime::rows(&refs)
+                    .into_iter()
+                    .map(|r| NodeRow {
+                        clocks: r.clocks(),
+                        name: r.name,
+                        calls: r.calls,
+                        vectors: r.vectors,
+                    })
+                    .collect(),
+            })
+        }
+        Request::ShowErrors => Response::ok(Reply::Errors {
+            text: runtime::show_errors(&refs),
+            rows: runtime::error_rows(&refs)
+                .into_iter()
+                .map(|e| ErrorRow {
+                    node: e.node,
+                    name: e.name.to_string(),
+                    reason: e.reason.to_string(),
+                    count: e.count,
+                })
+                .collect(),
+        }),
+        Request::ShowIpFib { table } => {
+            if *table >= state.fib.tables() {
+                return Response::error(format!(
+                    "table {table} does not exist (tables 0..{})",
+                    state.fib.tables()
+                ));
+            }
+            let rows: Vec<RouteRow> = state
+                .fib
+                .routes(*table)
+                .iter()
+                .map(|r| RouteRow {
+                    table: r.table,
+                    prefix: r.prefix.to_string(),
+                    paths: r.paths.iter().map(|p| path_words(state, p)).collect(),
+                })
+                .collect();
+            let mut text = String::new();
+            for r in &rows {
+                text.push_str(&format!("{:<44} {}\n", r.prefix, r.paths.join(", ")));
+            }
+            Response::ok(Reply::Routes { text, rows })
+        }
+        Request::IpRouteAdd(spec) => match route_of(state, spec) {
+            Ok(route) => match state.fib.add(&route) {
+                Ok(()) => Response::ok(Reply::Done),
+                Err(e) => Response::error(format!("route {}: {e}", spec.prefix)),
+            },
+            Err(e) => Response::error(e),
+        },
+        Request::IpRouteDel { prefix, table } => {
+            let p = match prefix_of(prefix) {
+                Ok(p) => p,
+                Err(e) => return Response::error(e),
+            };
+            match state.fib.remove(*table, p) {
+                Ok(()) => Response::ok(Reply::Done),
+                Err(e) => Response::error(format!("route {prefix}: {e}")),
+            }
+        }
+    }
+}
+
+fn interface_rows(state: &ControlState) -> Vec<InterfaceRow> {
+    let sum = |i, f: fn(&sluice_graph::iface::IfCounters) -> &sluice_graph::Counter| {
+        state.if_stats.sum(i, f)
+    };
+    state
+        .interfaces
+        .iter()
+        .map(|i| InterfaceRow {
+            name: i.name.clone(),
+            index: i.index,
+            driver: i.driver.clone(),
+            state: match state.links.get(i.index as usize).and_then(|l| l.as_ref()) {
+                Some(l) => match l.state() {
+                    LinkState::Up => "up",
+                    LinkState::Down => "down",
+                    LinkState::Gone => "gone",
+                }
+                .to_string(),
+                None => String::new(),
+            },
+            mac: i.mac.to_string(),
+            mtu: i.mtu,
+            rx_packets: sum(i.index, |c| &c.rx_packets),
+            rx_bytes: sum(i.index, |c| &c.rx_bytes),
+            rx_drops: sum(i.index, |c| &c.rx_drops),
+            tx_packets: sum(i.index, |c| &c.tx_packets),
+            tx_bytes: sum(i.index, |c| &c.tx_bytes),
+            tx_errors: sum(i.index, |c| &c.tx_errors),
+        })
+        .collect()
+}
+
+fn name_of(state: &ControlState, i: u32) -> String {
+    state
+        .interfaces
+        .get(i)
+        .map_or_else(|| format!("if{i}"), |x| x.name.clone())
+}
+
+/// A path as `show ip fib` words it.
+fn path_words(state: &ControlState, p: &FibPath) -> String {
+    match *p {
+        FibPath::Via {
+            interface,
+            addr,
+            mac,
+        } => {
+            let mut s = String::from("via");
+            if let Some(a) = addr {
+                s.push_str(&format!(" {a}"));
+            }
+            if let Some(m) = mac {
+                s.push_str(&format!(" mac {m}"));
+            }
+            format!("{s} dev {}", name_of(state, interface))
+        }
+        FibPath::Connected { interface } => {
+            format!("connected dev {}", name_of(state, interface))
+        }
+        FibPath::Local { interface } => format!("local dev {}", name_of(state, interface)),
+        FibPath::Drop => "drop".into(),
+        FibPath::Prohibit => "prohibit".into(),
+        FibPath::Unreachable => "unreachable".into(),
+    }
+}
+
+fn prefix_of(s: &str) -> Result<Prefix, String> {
+    let p: Prefix = s
+        .parse()
+        .map_err(|e| format!("prefix `{s}`: {e} (e.g. 10.1.0.0/16 or 2001:db8::/32)"))?;
+    if p.network() != p {
+        return Err(format!(
+            "prefix `{s}` has host bits set (did you mean {}?)",
+            p.network()
+        ));
+    }
+    Ok(p)
+}
+
+/// Checks a route request and makes the route; nothing is changed here.
+fn route_of(state: &ControlState, spec: &RouteSpec) -> Result<Route, String> {
+    let prefix = prefix_of(&spec.prefix)?;
+    if spec.table >= state.fib.tables() {
+        return Err(format!(
+            "table {} does not exist (tables 0..{})",
+            spec.table,
+            state.fib.tables()
+        ));
+    }
+    let v4 = matches!(prefix, Prefix::V4(..));
+    let path = match (&spec.action, &spec.interface) {
+        (Some(a), None) if spec.via.is_none() && spec.via_mac.is_none() => match a.as_str() {
+            "drop" => FibPath::Drop,
+            "prohibit" => FibPath::Prohibit,
+            "unreachable" => FibPath::Unreachable,
+            other => {
+                return Err(format!(
+                    "action `{other}`: use drop, prohibit or unreachable"
+                ));
+            }
+        },
+        (Some(_), _) => {
+            return Err("a route has an action or a next hop, not both".into());
+        }
+        (None, None) => return Err("a route needs `interface` (or an action)".into()),
+        (None, Some(name)) => {
+            let info = state
+                .interfaces
+                .by_name(name)
+                .ok_or_else(|| format!("interface `{name}` does not exist"))?;
+            if info.output_node.is_none() {
+                return Err(format!("interface `{name}` cannot transmit"));
+            }
+            let addr = match &spec.via {
+                Some(v) => {
+                    let a: IpAddr = v
+                        .parse()
+                        .map_err(|_| format!("via `{v}` is not an IP address"))?;
+                    if a.is_ipv4() != v4 {
+                        return Err(format!("via {a} is not of the prefix's family"));
+                    }
+                    Some(a)
+                }
+                None => None,
+            };
+            let mac = match &spec.via_mac {
+                Some(m) => Some(
+                    m.parse::<MacAddr>()
+                        .map_err(|_| format!("via-mac `{m}` is not a MAC address"))?,
+                ),
+                None => None,
+            };
+            match (addr, mac) {
+                (None, None) => FibPath::Connected {
+                    interface: info.index,
+                },
+                _ => FibPath::Via {
+                    interface: info.index,
+                    addr,
+                    mac,
+                },
+            }
+        }
+    };
+    Ok(Route {
+        table: spec.table,
+        prefix,
+        paths: vec![path],
+    })
+}

@@ -1,0 +1,147 @@
+//! `sluice ctl`: the words an operator types, turned into API requests to
+//! a running Sluice, and its answers printed as tables (or JSON).
+
+use std::io::{BufRead, BufReader, Write};
+use std::os::unix::net::UnixStream;
+use std::path::Path;
+use std::process::ExitCode;
+use std::time::Duration;
+
+use anyhow::{Context, bail};
+use sluice_control::api::{self, Envelope, Reply, Request, Response, RouteSpec};
+
+/// Turns the words of a command into a request.
+pub fn parse(words: &[String]) -> anyhow::Result<Request> {
+    let w: Vec<&str> = words.iter().map(String::as_str).collect();
+    Ok(match w.as_slice() {
+        ["show", "version"] => Request::ShowVersion,
+        ["show", "interface" | "interfaces" | "int"] => Request::ShowInterface,
+        ["show", "runtime" | "run"] => Request::ShowRuntime,
+        ["show", "errors" | "error"] => Request::ShowErrors,
+        ["show", "ip" | "ip6", "fib"] => Request::ShowIpFib { table: 0 },
+        ["show", "ip" | "ip6", "fib", "table", t] => Request::ShowIpFib {
+            table: number(t, "table")?,
+        },
+        ["ip", "route", "add", prefix, rest @ ..] => Request::IpRouteAdd(route(prefix, rest)?),
+        ["ip", "route", "del", prefix] => Request::IpRouteDel {
+            prefix: prefix.to_string(),
+            table: 0,
+        },
+        ["ip", "route", "del", prefix, "table", t] => Request::IpRouteDel {
+            prefix: prefix.to_string(),
+            table: number(t, "table")?,
+        },
+        _ => bail!(
+            "unknown command `{}`: try show interface | show runtime | show errors | \
+             show ip fib [table N] | show version | ip route add PREFIX [via ADDR] \
+             [via-mac MAC] dev IF [table N] | ip route add PREFIX drop|prohibit|unreachable | \
+             ip route del PREFIX [table N]",
+            w.join(" ")
+        ),
+    })
+}
+
+fn number(s: &str, what: &str) -> anyhow::Result<u32> {
+    s.parse()
+        .with_context(|| format!("{what} `{s}` is not a number"))
+}
+
+fn route(prefix: &str, rest: &[&str]) -> anyhow::Result<RouteSpec> {
+    let mut spec = RouteSpec {
+        prefix: prefix.to_string(),
+        ..RouteSpec::default()
+    };
+    let mut it = rest.iter();
+    while let Some(&word) = it.next() {
+        let mut value = || {
+            it.next()
+                .map(|v| v.to_string())
+                .with_context(|| format!("`{word}` needs a value"))
+        };
+        match word {
+            "via" => spec.via = Some(value()?),
+            "via-mac" => spec.via_mac = Some(value()?),
+            "dev" | "interface" => spec.interface = Some(value()?),
+            "table" => spec.table = number(&value()?, "table")?,
+            "drop" | "prohibit" | "unreachable" => spec.action = Some(word.to_string()),
+            other => bail!("`{other}`: expected via, via-mac, dev, table or an action"),
+        }
+    }
+    Ok(spec)
+}
+
+/// Sends one request and returns the answer.
+pub fn ask(socket: &Path, request: Request) -> anyhow::Result<Response> {
+    let mut stream = UnixStream::connect(socket).with_context(|| {
+        format!(
+            "cannot reach sluice at {} (is it running? --socket)",
+            socket.display()
+        )
+    })?;
+    stream.set_read_timeout(Some(Duration::from_secs(30)))?;
+    let mut line = serde_json::to_vec(&Envelope {
+        version: api::VERSION,
+        request,
+    })?;
+    line.push(b'\n');
+    stream.write_all(&line)?;
+    let mut answer = String::new();
+    BufReader::new(&stream).read_line(&mut answer)?;
+    serde_json::from_str(&answer).with_context(|| format!("bad answer from sluice: {answer:?}"))
+}
+
+/// `sluice ctl`: exit 0 when done, 1 when refused (the reason on stderr),
+/// 2 when the command or the connection is at fault.
+pub fn run(socket: &Path, json: bool, words: &[String]) -> anyhow::Result<ExitCode> {
+    let request = parse(words)?;
+    let response = ask(socket, request)?;
+    if json {
+        println!("{}", serde_json::to_string_pretty(&response)?);
+    } else if let Some(e) = &response.error {
+        eprintln!("sluice ctl: {e}");
+    } else if let Some(r) = &response.result {
+        match r {
+            Reply::Version { sluice, api } => println!("sluice {sluice}, control API {api}"),
+            Reply::Interfaces { text, .. }
+            | Reply::Runtime { text, .. }
+            | Reply::Errors { text, .. }
+            | Reply::Routes { text, .. } => print!("{text}"),
+            Reply::Done => {}
+        }
+    }
+    Ok(if response.ok {
+        ExitCode::SUCCESS
+    } else {
+        ExitCode::FAILURE
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn words(s: &str) -> Vec<String> {
+        s.split_whitespace().map(String::from).collect()
+    }
+
+    #[test]
+    fn commands_become_requests() {
+        assert_eq!(parse(&words("show int")).unwrap(), Request::ShowInterface);
+        assert_eq!(
+            parse(&words(
+                "ip route add 10.9.0.0/16 via 10.0.0.1 dev out0 table 2"
+            ))
+            .unwrap(),
+            Request::IpRouteAdd(RouteSpec {
+                prefix: "10.9.0.0/16".into(),
+                table: 2,
+                interface: Some("out0".into()),
+                via: Some("10.0.0.1".into()),
+                ..RouteSpec::default()
+            })
+        );
+        assert!(parse(&words("ip route add 10.9.0.0/16 via")).is_err());
+        assert!(parse(&words("show bogus")).is_err());
+        assert!(parse(&words("ip route del 10.0.0.0/8 table x")).is_err());
+    }
+}

@@ -1,0 +1,222 @@
+//! `sluice ctl` against a running `sluice run`: reads, a route change
+//! seen on live traffic, and bad requests of every kind refused without
+//! touching state or traffic.
+
+use std::io::{BufRead, BufReader, Write};
+use std::os::unix::fs::PermissionsExt;
+use std::os::unix::net::UnixStream;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Output, Stdio};
+use std::time::{Duration, Instant};
+
+const CONFIG: &str = r#"
+[[interface]]
+name = "pg0"
+driver = "pg"
+
+[[interface]]
+name = "sink0"
+driver = "sink"
+
+[[interface]]
+name = "sink1"
+driver = "sink"
+
+[[route]]
+prefix = "10.9.0.0/16"
+interface = "sink0"
+via-mac = "02:00:00:00:00:01"
+
+[[stream]]
+name = "steady"
+interface = "pg0"
+rate = 20000
+src-ip = "10.0.0.1"
+dst-ip = "10.9.0.0/24"
+"#;
+
+/// A `sluice run` with its own control socket, stopped on drop.
+struct Daemon {
+    child: Child,
+    socket: PathBuf,
+    dir: PathBuf,
+}
+
+impl Daemon {
+    fn start(name: &str) -> Daemon {
+        let dir = std::env::temp_dir().join(format!("sluice-ctl-{name}-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&dir);
+        std::fs::create_dir_all(&dir).unwrap();
+        let cfg = dir.join("c.toml");
+        std::fs::write(&cfg, CONFIG).unwrap();
+        let socket = dir.join("run/sluice.sock");
+        let child = Command::new(env!("CARGO_BIN_EXE_sluice"))
+            .args(["run", "--duration", "60", "-c"])
+            .arg(&cfg)
+            .arg("--socket")
+            .arg(&socket)
+            .stdout(Stdio::null())
+            .stderr(Stdio::piped())
+            .spawn()
+            .unwrap();
+        let end = Instant::now() + Duration::from_secs(10);
+        while !socket.exists() && Instant::now() < end {
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        assert!(socket.exists(), "no control socket");
+        Daemon { child, socket, dir }
+    }
+
+    fn ctl(&self, words: &str) -> Output {
+        let mut c = Command::new(env!("CARGO_BIN_EXE_sluice"));
+        c.arg("ctl").arg("--socket").arg(&self.socket);
+        c.args(words.split_whitespace());
+        c.output().unwrap()
+    }
+
+    fn ok(&self, words: &str) -> String {
+        let o = self.ctl(words);
+        assert!(o.status.success(), "`{words}`: {}", text(&o));
+        String::from_utf8_lossy(&o.stdout).into_owned()
+    }
+
+    /// Sends raw bytes and returns the one answer line.
+    fn raw(&self, bytes: &[u8]) -> String {
+        let mut s = UnixStream::connect(&self.socket).unwrap();
+        s.set_read_timeout(Some(Duration::from_secs(5))).unwrap();
+        s.write_all(bytes).unwrap();
+        let mut line = String::new();
+        BufReader::new(&s).read_line(&mut line).unwrap();
+        line
+    }
+
+    fn tx(&self, interface: &str) -> u64 {
+        let json = self.ok("--json show interface");
+        let v: serde_json::Value = serde_json::from_str(&json).unwrap();
+        v["result"]["interfaces"]["rows"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|r| r["name"] == interface)
+            .and_then(|r| r["tx_packets"].as_u64())
+            .unwrap()
+    }
+}
+
+impl Drop for Daemon {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+        let _ = std::fs::remove_dir_all(&self.dir);
+    }
+}
+
+fn text(o: &Output) -> String {
+    format!(
+        "{}{}",
+        String::from_utf8_lossy(&o.stdout),
+        String::from_utf8_lossy(&o.stderr)
+    )
+}
+
+fn wait_for(what: &str, mut f: impl FnMut() -> bool) {
+    let end = Instant::now() + Duration::from_secs(10);
+    while !f() {
+        assert!(Instant::now() < end, "timed out waiting for {what}");
+        std::thread::sleep(Duration::from_millis(50));
+    }
+}
+
+#[test]
+fn reads_and_a_route_change_on_live_traffic() {
+    let d = Daemon::start("live");
+    let mode = std::fs::metadata(&d.socket).unwrap().permissions().mode();
+    assert_eq!(mode & 0o777, 0o600, "the socket is owner-only");
+    assert!(d.ok("show version").contains("control API 1"));
+    let int = d.ok("show interface");
+    assert!(int.contains("pg0") && int.contains("sink1"), "{int}");
+    assert!(d.ok("show runtime").contains("ip4-lookup"));
+    let fib = d.ok("show ip fib");
+    assert!(
+        fib.contains("10.9.0.0/16") && fib.contains("dev sink0"),
+        "{fib}"
+    );
+
+    wait_for("traffic on sink0", || d.tx("sink0") > 1000);
+    assert_eq!(d.tx("sink1"), 0);
+    // Move the route: traffic follows, without a restart.
+    d.ok("ip route add 10.9.0.0/16 via-mac 02:00:00:00:00:02 dev sink1");
+    let before = d.tx("sink1");
+    wait_for("traffic on sink1", || d.tx("sink1") > before + 1000);
+    let sink0 = d.tx("sink0");
+    std::thread::sleep(Duration::from_millis(200));
+    assert_eq!(d.tx("sink0"), sink0, "nothing goes to sink0 any more");
+    // A more specific drop route, then its removal.
+    d.ok("ip route add 10.9.0.0/24 drop");
+    assert!(d.ok("show ip fib").contains("drop"));
+    d.ok("ip route del 10.9.0.0/24");
+    let e = d.ok("show errors");
+    assert!(!e.is_empty());
+
+    // Bad requests: refused with the reason, state untouched.
+    for (words, why) in [
+        ("ip route add 10.9.0.1/16 dev sink1", "host bits"),
+        ("ip route add 10.9.0.0/16 dev nosuch", "does not exist"),
+        (
+            "ip route add 10.9.0.0/16 via 2001:db8::1 dev sink1",
+            "family",
+        ),
+        ("ip route add 10.9.0.0/16 dev pg0", "cannot transmit"),
+        ("ip route add 10.9.0.0/16 dev sink1 table 7", "table 7"),
+        ("ip route add 10.9.0.0/33 dev sink1", "prefix"),
+        ("ip route add 10.9.0.0/16 via-mac zz dev sink1", "MAC"),
+        ("show ip fib table 9", "table 9"),
+    ] {
+        let o = d.ctl(words);
+        assert_eq!(o.status.code(), Some(1), "`{words}`: {}", text(&o));
+        assert!(text(&o).contains(why), "`{words}`: {}", text(&o));
+    }
+    let o = d.ctl("show bogus");
+    assert_eq!(o.status.code(), Some(2), "{}", text(&o));
+    assert!(d.ok("show ip fib").contains("dev sink1"));
+    // Garbage on the socket, a future API version, an unknown field.
+    assert!(d.raw(b"\x00\x01garbage\n").contains("not a request"));
+    assert!(
+        d.raw(b"{\"version\":9,\"request\":\"show-version\"}\n")
+            .contains("version 9")
+    );
+    assert!(
+        d.raw(b"{\"version\":1,\"request\":{\"ip-route-del\":{\"prefx\":\"1.0.0.0/8\"}}}\n")
+            .contains("prefx")
+    );
+    // Still forwarding after all that.
+    let now = d.tx("sink1");
+    wait_for("traffic still flowing", || d.tx("sink1") > now + 1000);
+}
+
+#[test]
+fn a_second_sluice_on_the_same_socket_is_refused() {
+    let d = Daemon::start("twice");
+    let cfg = d.dir.join("c.toml");
+    let o = Command::new(env!("CARGO_BIN_EXE_sluice"))
+        .args(["run", "--duration", "1", "-c"])
+        .arg(&cfg)
+        .arg("--socket")
+        .arg(&d.socket)
+        .output()
+        .unwrap();
+    assert_eq!(o.status.code(), Some(2), "{}", text(&o));
+    assert!(text(&o).contains("in use"), "{}", text(&o));
+    // And the first still answers.
+    assert!(d.ok("show version").contains("sluice"));
+}
+
+#[test]
+fn the_socket_goes_when_sluice_stops() {
+    let d = Daemon::start("stop");
+    let socket: &Path = &d.socket;
+    let _ = Command::new("kill")
+        .args(["-TERM", &d.child.id().to_string()])
+        .status();
+    wait_for("the socket to go", || !socket.exists());
+}
