@@ -349,7 +349,7 @@ fn path_words(state: &ControlState, p: &FibPath) -> String {
 fn prefix_of(s: &str) -> Result<Prefix, String> {
     let p: Prefix = s
         .parse()
-        .map_err(|e| format!("prefix `{s}`: {e} (e.g. 10.1.0.0/16 or 2001:db8::/32)"))?;
+        .map_err(|e| format!("prefix `{s}`: {e}"))?;
     if p.network() != p {
         return Err(format!(
             "prefix `{s}` has host bits set (did you mean {}?)",
