@@ -43,6 +43,13 @@ pub enum Request {
     },
     /// Adds (or replaces) a route.
     IpRouteAdd(RouteSpec),
+    /// Sets an interface administratively up or down.
+    SetInterfaceState {
+        /// The interface, by name.
+        interface: String,
+        /// Up (true) or down.
+        up: bool,
+    },
     /// Removes a route.
     IpRouteDel {
         /// The prefix, e.g. `10.1.0.0/16`.

@@ -128,7 +128,8 @@ fn open_kernel(config: &Config, pool: &Pool) -> Result<KernelPorts, DataplaneErr
     for (k, i) in config.interfaces.iter().enumerate() {
         let Some(kernel) = i.driver.kernel() else {
             opened.push(None);
-            status.push(None);
+            // A BVI has no nodes of its own to follow a state.
+            status.push((i.driver != Driver::Bvi).then(LinkStatus::new));
             continue;
         };
         let err = |e| DataplaneError::Kernel(i.name.clone(), e);
@@ -336,6 +337,7 @@ impl Dataplane {
             let mut b = GraphBuilder::new();
             for (k, i) in config.interfaces.iter().enumerate() {
                 let idx = k as u32;
+                let st = links[k].clone().unwrap_or_default();
                 let next = if config.is_l2(k) {
                     sluice_fn::l2::INPUT
                 } else {
@@ -350,14 +352,17 @@ impl Dataplane {
                             .map(|(_, s)| s.share(w, config.workers))
                             .collect();
                         let pg = PacketGenerator::new(streams);
-                        b.add(Box::new(InterfaceInput::new(
-                            &i.name,
-                            idx,
-                            pg,
-                            counters.clone(),
-                            config.burst,
-                            next,
-                        )))?;
+                        b.add(Box::new(
+                            InterfaceInput::new(
+                                &i.name,
+                                idx,
+                                pg,
+                                counters.clone(),
+                                config.burst,
+                                next,
+                            )
+                            .with_status(st.clone()),
+                        ))?;
                     }
                     Driver::PcapIn { repeat, .. } => {
                         // A capture is replayed once, in order, by worker 0.
@@ -368,33 +373,37 @@ impl Dataplane {
                         };
                         let rounds = if w == 0 { *repeat } else { 1 };
                         let replay = PcapReplay::new(packets, rounds);
-                        b.add(Box::new(InterfaceInput::new(
-                            &i.name,
-                            idx,
-                            replay,
-                            counters.clone(),
-                            config.burst,
-                            next,
-                        )))?;
+                        b.add(Box::new(
+                            InterfaceInput::new(
+                                &i.name,
+                                idx,
+                                replay,
+                                counters.clone(),
+                                config.burst,
+                                next,
+                            )
+                            .with_status(st.clone()),
+                        ))?;
                     }
                     Driver::PcapOut { .. } => {
                         let writer = captures[k]
                             .clone()
                             .ok_or(sluice_graph::GraphError::BadName(i.name.clone()))?;
-                        b.add(Box::new(InterfaceOutput::new(
-                            &i.name,
-                            idx,
-                            PcapCapture::new(writer),
-                            counters.clone(),
-                        )))?;
+                        b.add(Box::new(
+                            InterfaceOutput::new(
+                                &i.name,
+                                idx,
+                                PcapCapture::new(writer),
+                                counters.clone(),
+                            )
+                            .with_status(st.clone()),
+                        ))?;
                     }
                     Driver::Sink => {
-                        b.add(Box::new(InterfaceOutput::new(
-                            &i.name,
-                            idx,
-                            Sink::new(),
-                            counters.clone(),
-                        )))?;
+                        b.add(Box::new(
+                            InterfaceOutput::new(&i.name, idx, Sink::new(), counters.clone())
+                                .with_status(st.clone()),
+                        ))?;
                     }
                     // Its output is `l2-bvi-output`, one of the L2 nodes.
                     Driver::Bvi => {}
@@ -403,20 +412,21 @@ impl Dataplane {
                             Some(o) => o.take(w, config.workers),
                             None => (Vec::new(), Vec::new()),
                         };
-                        b.add(Box::new(InterfaceInput::new(
-                            &i.name,
-                            idx,
-                            Queues::new(rx),
-                            counters.clone(),
-                            config.burst,
-                            next,
-                        )))?;
-                        b.add(Box::new(InterfaceOutput::new(
-                            &i.name,
-                            idx,
-                            Queues::new(tx),
-                            counters.clone(),
-                        )))?;
+                        b.add(Box::new(
+                            InterfaceInput::new(
+                                &i.name,
+                                idx,
+                                Queues::new(rx),
+                                counters.clone(),
+                                config.burst,
+                                next,
+                            )
+                            .with_status(st.clone()),
+                        ))?;
+                        b.add(Box::new(
+                            InterfaceOutput::new(&i.name, idx, Queues::new(tx), counters.clone())
+                                .with_status(st.clone()),
+                        ))?;
                     }
                 }
             }

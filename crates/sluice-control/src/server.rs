@@ -21,7 +21,7 @@ use sluice_fn::{Fib, Path as FibPath, Prefix, Route};
 use sluice_graph::GraphStats;
 use sluice_graph::iface::{IfStats, Interfaces};
 use sluice_graph::runtime;
-use sluice_io::{LinkState, LinkStatus};
+use sluice_io::LinkStatus;
 use sluice_wire::MacAddr;
 
 use crate::api::{
@@ -267,6 +267,22 @@ pub fn handle(state: &ControlState, request: &Request) -> Response {
             },
             Err(e) => Response::error(e),
         },
+        Request::SetInterfaceState { interface, up } => {
+            let Some(info) = state.interfaces.by_name(interface) else {
+                return Response::error(format!("interface `{interface}` does not exist"));
+            };
+            match state
+                .links
+                .get(info.index as usize)
+                .and_then(|l| l.as_ref())
+            {
+                Some(l) => {
+                    l.set_admin_up(*up);
+                    Response::ok(Reply::Done)
+                }
+                None => Response::error(format!("interface `{interface}` has no state to set")),
+            }
+        }
         Request::IpRouteDel { prefix, table } => {
             let p = match prefix_of(prefix) {
                 Ok(p) => p,
@@ -291,15 +307,11 @@ fn interface_rows(state: &ControlState) -> Vec<InterfaceRow> {
             name: i.name.clone(),
             index: i.index,
             driver: i.driver.clone(),
-            state: match state.links.get(i.index as usize).and_then(|l| l.as_ref()) {
-                Some(l) => match l.state() {
-                    LinkState::Up => "up",
-                    LinkState::Down => "down",
-                    LinkState::Gone => "gone",
-                }
-                .to_string(),
-                None => String::new(),
-            },
+            state: state
+                .links
+                .get(i.index as usize)
+                .and_then(|l| l.as_ref())
+                .map_or_else(String::new, |l| l.describe().to_string()),
             mac: i.mac.to_string(),
             mtu: i.mtu,
             rx_packets: sum(i.index, |c| &c.rx_packets),
@@ -347,9 +359,7 @@ fn path_words(state: &ControlState, p: &FibPath) -> String {
 }
 
 fn prefix_of(s: &str) -> Result<Prefix, String> {
-    let p: Prefix = s
-        .parse()
-        .map_err(|e| format!("prefix `{s}`: {e}"))?;
+    let p: Prefix = s.parse().map_err(|e| format!("prefix `{s}`: {e}"))?;
     if p.network() != p {
         return Err(format!(
             "prefix `{s}` has host bits set (did you mean {}?)",

@@ -6,7 +6,7 @@ use std::fmt::Write;
 use std::sync::Arc;
 
 use sluice_graph::iface::{IfStats, Interfaces};
-use sluice_io::{LinkState, LinkStatus};
+use sluice_io::LinkStatus;
 
 /// The interface table with every non-zero counter, summed over workers,
 /// and the link state of kernel interfaces (`links`, by index).
@@ -23,11 +23,7 @@ pub fn interfaces(
     );
     for i in interfaces.iter() {
         let link = links.get(i.index as usize).and_then(|l| l.as_ref());
-        let state = link.map(|l| match l.state() {
-            LinkState::Up => "up",
-            LinkState::Down => "down",
-            LinkState::Gone => "gone",
-        });
+        let state = link.map(|l| l.describe());
         let driver = match state {
             Some(s) => format!("{} {s}", i.driver),
             None => i.driver.clone(),

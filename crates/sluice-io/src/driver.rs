@@ -152,6 +152,9 @@ pub enum LinkState {
 pub struct LinkStatus {
     state: AtomicU8,
     downs: AtomicU64,
+    /// Set administratively down (`set interface state X down`): nothing
+    /// is received or sent, whatever the link.
+    admin_down: std::sync::atomic::AtomicBool,
 }
 
 impl LinkStatus {
@@ -181,6 +184,28 @@ impl LinkStatus {
     pub fn downs(&self) -> u64 {
         self.downs.load(Ordering::Relaxed)
     }
+
+    /// Sets the interface administratively up or down.
+    pub fn set_admin_up(&self, up: bool) {
+        self.admin_down.store(!up, Ordering::Relaxed);
+    }
+
+    /// Whether the interface is administratively up.
+    pub fn admin_up(&self) -> bool {
+        !self.admin_down.load(Ordering::Relaxed)
+    }
+
+    /// What `show interface` says: `up`, `down`, `gone`, or `admin-down`.
+    pub fn describe(&self) -> &'static str {
+        if !self.admin_up() {
+            return "admin-down";
+        }
+        match self.state() {
+            LinkState::Up => "up",
+            LinkState::Down => "down",
+            LinkState::Gone => "gone",
+        }
+    }
 }
 
 /// `<interface>-input`: polls a driver and sends what it receives to
@@ -195,9 +220,20 @@ pub struct InterfaceInput<D: Driver> {
     frame: Frame,
     /// The driver has said it is done.
     done: bool,
+    status: Option<Arc<LinkStatus>>,
 }
 
 impl<D: Driver> InterfaceInput<D> {
+    /// Follows `status`: nothing is received while it is admin-down.
+    pub fn with_status(mut self, status: Arc<LinkStatus>) -> Self {
+        self.status = Some(status);
+        self
+    }
+
+    fn admin_down(&self) -> bool {
+        self.status.as_ref().is_some_and(|s| !s.admin_up())
+    }
+
     /// An input node `<interface>-input` for interface `index`, receiving
     /// bursts of up to `burst` packets (capped at a vector).
     pub fn new(
@@ -217,6 +253,7 @@ impl<D: Driver> InterfaceInput<D> {
             burst: burst.clamp(1, FRAME_SIZE),
             frame: Frame::new(),
             done: false,
+            status: None,
         }
     }
 }
@@ -229,6 +266,9 @@ impl<D: Driver> Node for InterfaceInput<D> {
     fn poll(&mut self, cx: &mut Cx<'_>, out: &mut Next<'_>) -> InputState {
         if self.done {
             return InputState::Done;
+        }
+        if self.admin_down() {
+            return InputState::Idle;
         }
         let state = self
             .driver
@@ -267,7 +307,7 @@ impl<D: Driver> Node for InterfaceInput<D> {
     }
 
     fn wait_fd(&self) -> Option<RawFd> {
-        if self.done {
+        if self.done || self.admin_down() {
             None
         } else {
             self.driver.wait_fd()
@@ -275,10 +315,13 @@ impl<D: Driver> Node for InterfaceInput<D> {
     }
 }
 
-const TX_ERRORS: &[ErrorSpec] = &[ErrorSpec::error(
-    "tx-error",
-    "packets the interface could not transmit",
-)];
+const TX_ERRORS: &[ErrorSpec] = &[
+    ErrorSpec::error("tx-error", "packets the interface could not transmit"),
+    ErrorSpec::info(
+        "admin-down",
+        "dropped: the interface is administratively down",
+    ),
+];
 
 /// `<interface>-output`: hands a vector to a driver's transmit.
 pub struct InterfaceOutput<D: Driver> {
@@ -286,6 +329,7 @@ pub struct InterfaceOutput<D: Driver> {
     driver: D,
     index: IfIndex,
     counters: Arc<Vec<IfCounters>>,
+    status: Option<Arc<LinkStatus>>,
 }
 
 impl<D: Driver> InterfaceOutput<D> {
@@ -296,7 +340,15 @@ impl<D: Driver> InterfaceOutput<D> {
             driver,
             index,
             counters,
+            status: None,
         }
+    }
+
+    /// Follows `status`: packets for it are dropped, counted, while it is
+    /// admin-down.
+    pub fn with_status(mut self, status: Arc<LinkStatus>) -> Self {
+        self.status = Some(status);
+        self
     }
 }
 
@@ -316,6 +368,11 @@ impl<D: Driver> Node for InterfaceOutput<D> {
     }
 
     fn process(&mut self, cx: &mut Cx<'_>, input: &mut Frame, out: &mut Next<'_>) {
+        if self.status.as_ref().is_some_and(|s| !s.admin_up()) {
+            out.count(1, input.len() as u64);
+            cx.buffers.free_all(input);
+            return;
+        }
         let n = input.len() as u64;
         let bytes: u64 = input.iter().map(|p| p.total_len() as u64).sum();
         let failed = self.driver.tx_burst(cx.buffers, input) as u64;

@@ -23,6 +23,12 @@ pub fn parse(words: &[String]) -> anyhow::Result<Request> {
             table: number(t, "table")?,
         },
         ["ip", "route", "add", prefix, rest @ ..] => Request::IpRouteAdd(route(prefix, rest)?),
+        ["set", "interface", "state", name, state @ ("up" | "down")] => {
+            Request::SetInterfaceState {
+                interface: name.to_string(),
+                up: *state == "up",
+            }
+        }
         ["ip", "route", "del", prefix] => Request::IpRouteDel {
             prefix: prefix.to_string(),
             table: 0,
@@ -35,7 +41,7 @@ pub fn parse(words: &[String]) -> anyhow::Result<Request> {
             "unknown command `{}`: try show interface | show runtime | show errors | \
              show ip fib [table N] | show version | ip route add PREFIX [via ADDR] \
              [via-mac MAC] dev IF [table N] | ip route add PREFIX drop|prohibit|unreachable | \
-             ip route del PREFIX [table N]",
+             ip route del PREFIX [table N] | set interface state NAME up|down",
             w.join(" ")
         ),
     })

@@ -47,7 +47,7 @@ enum Command {
     /// `show ip fib [table N]`, `show version`,
     /// `ip route add PREFIX [via ADDR] [via-mac MAC] dev IF [table N]`,
     /// `ip route add PREFIX drop|prohibit|unreachable [table N]`,
-    /// `ip route del PREFIX [table N]`.
+    /// `ip route del PREFIX [table N]`, `set interface state NAME up|down`.
     Ctl {
         /// The control socket of the Sluice to ask.
         #[arg(long, default_value = sluice_control::server::DEFAULT_SOCKET)]

@@ -220,3 +220,28 @@ fn the_socket_goes_when_sluice_stops() {
         .status();
     wait_for("the socket to go", || !socket.exists());
 }
+
+#[test]
+fn an_interface_set_down_sends_nothing_until_set_up() {
+    let d = Daemon::start("admin");
+    wait_for("traffic on sink0", || d.tx("sink0") > 1000);
+    d.ok("set interface state sink0 down");
+    assert!(d.ok("show interface").contains("sink admin-down"));
+    std::thread::sleep(Duration::from_millis(100));
+    let stopped = d.tx("sink0");
+    std::thread::sleep(Duration::from_millis(300));
+    assert_eq!(d.tx("sink0"), stopped, "nothing sent while down");
+    assert!(d.ok("show errors").contains("administratively down"));
+    // The generator itself set down: nothing comes in.
+    d.ok("set interface state pg0 down");
+    d.ok("set interface state sink0 up");
+    std::thread::sleep(Duration::from_millis(100));
+    let before = d.tx("sink0");
+    std::thread::sleep(Duration::from_millis(300));
+    assert_eq!(d.tx("sink0"), before, "nothing received while pg0 is down");
+    d.ok("set interface state pg0 up");
+    wait_for("traffic again", || d.tx("sink0") > before + 1000);
+    let o = d.ctl("set interface state nosuch down");
+    assert_eq!(o.status.code(), Some(1));
+    assert!(text(&o).contains("does not exist"));
+}
