@@ -11,6 +11,7 @@
 pub mod api;
 pub mod config;
 pub mod dataplane;
+pub mod doctor;
 pub mod server;
 pub mod show;
 

@@ -43,6 +43,16 @@ enum Command {
         #[arg(long)]
         socket: Option<String>,
     },
+    /// Check what this host offers the forwarder (and a configuration's
+    /// interfaces and cores), one actionable line a finding.
+    Doctor {
+        /// A configuration whose interfaces and cores to check too.
+        #[arg(long, short)]
+        config: Option<PathBuf>,
+        /// The control socket it would use.
+        #[arg(long, default_value = sluice_control::server::DEFAULT_SOCKET)]
+        socket: PathBuf,
+    },
     /// Ask a running Sluice: `show interface`, `show runtime`, `show errors`,
     /// `show ip fib [table N]`, `show version`,
     /// `ip route add PREFIX [via ADDR] [via-mac MAC] dev IF [table N]`,
@@ -79,6 +89,7 @@ fn real_main() -> anyhow::Result<ExitCode> {
             json,
             words,
         } => ctl::run(&socket, json, &words),
+        Command::Doctor { config, socket } => doctor(config.as_deref(), &socket),
         Command::Run {
             config,
             duration,
@@ -106,6 +117,29 @@ fn real_main() -> anyhow::Result<ExitCode> {
             run(cfg, &origin, duration, socket.as_deref())
         }
     }
+}
+
+/// `sluice doctor`: exit 0 when nothing fails (warnings allowed), 1 when
+/// something would not work.
+fn doctor(config: Option<&std::path::Path>, socket: &std::path::Path) -> anyhow::Result<ExitCode> {
+    use sluice_control::doctor::{Level, check};
+    let cfg = match config {
+        Some(p) => {
+            let src = std::fs::read_to_string(p)
+                .with_context(|| format!("cannot read {}", p.display()))?;
+            Some(Config::parse(&src).with_context(|| format!("{} refused", p.display()))?)
+        }
+        None => None,
+    };
+    let findings = check(cfg.as_ref(), socket);
+    for f in &findings {
+        println!("{f}");
+    }
+    Ok(if findings.iter().any(|f| f.level == Level::Fail) {
+        ExitCode::FAILURE
+    } else {
+        ExitCode::SUCCESS
+    })
 }
 
 /// Binds the control socket: the one asked for (failing loudly), or the

@@ -245,3 +245,34 @@ fn an_interface_set_down_sends_nothing_until_set_up() {
     assert_eq!(o.status.code(), Some(1));
     assert!(text(&o).contains("does not exist"));
 }
+
+#[test]
+fn doctor_says_what_is_wrong_one_line_each() {
+    let dir = std::env::temp_dir().join(format!("sluice-doctor-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let cfg = dir.join("d.toml");
+    std::fs::write(
+        &cfg,
+        "[workers]\ncores = [4000]\n\n[[interface]]\nname = \"a\"\ndriver = \"af-xdp\"\n\
+         device = \"sluice-none7\"\n\n[[interface]]\nname = \"l\"\ndriver = \"af-xdp\"\ndevice = \"lo\"\n",
+    )
+    .unwrap();
+    let o = Command::new(env!("CARGO_BIN_EXE_sluice"))
+        .args(["doctor", "-c"])
+        .arg(&cfg)
+        .output()
+        .unwrap();
+    let _ = std::fs::remove_dir_all(&dir);
+    let out = text(&o);
+    assert_eq!(o.status.code(), Some(1), "{out}");
+    for line in [
+        "huge pages",
+        "memlock limit",
+        "FAIL  a ",
+        "sluice-none7",
+        "MTU 65536",
+        "core 4000 does not exist",
+    ] {
+        assert!(out.contains(line), "no `{line}` in:\n{out}");
+    }
+}

@@ -214,3 +214,12 @@ pub fn open(
 pub fn statistics(fd: &OwnedFd) -> Option<libc::xdp_statistics> {
     get_opt(fd.as_fd(), libc::SOL_XDP, libc::XDP_STATISTICS).ok()
 }
+
+/// Whether this host can give Sluice AF_XDP: a socket and an XSKMAP are
+/// made and closed again.
+pub fn probe() -> Result<(), KernelError> {
+    super::bpf::XskMap::new(1)?;
+    socket(libc::AF_XDP, libc::SOCK_RAW, 0)
+        .map(drop)
+        .context(|| "AF_XDP socket (the kernel needs CONFIG_XDP_SOCKETS)".to_string())
+}
