@@ -35,6 +35,10 @@ pub enum Request {
     ShowRuntime,
     /// The error counters.
     ShowErrors,
+    /// The graph as Graphviz DOT.
+    ShowGraph,
+    /// The buffer pool: capacity and free buffers.
+    ShowBuffers,
     /// The routes of a table (0 when not given).
     ShowIpFib {
         /// The table (VRF).
@@ -155,6 +159,20 @@ pub enum Reply {
         text: String,
         /// One row a route.
         rows: Vec<RouteRow>,
+    },
+    /// `show graph`: Graphviz DOT.
+    Graph {
+        /// The DOT text.
+        text: String,
+    },
+    /// `show buffers`.
+    Buffers {
+        /// The table.
+        text: String,
+        /// Buffers in the pool.
+        capacity: u32,
+        /// Buffers on the pool's free list (not counting workers' caches).
+        free: u32,
     },
     /// A change was applied.
     Done,

@@ -488,6 +488,7 @@ impl Dataplane {
                 cores: workers.cores().to_vec(),
                 started,
                 fib,
+                pool: pool.clone(),
             };
             ControlServer::start(listener, path, Arc::new(state))
         });

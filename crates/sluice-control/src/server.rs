@@ -85,6 +85,8 @@ pub struct ControlState {
     pub started: Instant,
     /// The routing tables.
     pub fib: Arc<Fib>,
+    /// The buffer pool.
+    pub pool: sluice_buf::Pool,
 }
 
 /// The control thread; stopped and its socket removed on drop.
@@ -237,6 +239,22 @@ pub fn handle(state: &ControlState, request: &Request) -> Response {
                 })
                 .collect(),
         }),
+        Request::ShowGraph => Response::ok(Reply::Graph {
+            text: runtime::show_graph(&refs, state.started.elapsed().as_secs_f64()),
+        }),
+        Request::ShowBuffers => {
+            let (capacity, free) = (state.pool.capacity(), state.pool.free_count());
+            Response::ok(Reply::Buffers {
+                text: format!(
+                    "{capacity} buffers of 2304 B ({}), {free} on the free list, \
+                     {} in use or in workers' caches\n",
+                    state.pool.backing(),
+                    capacity - free.min(capacity)
+                ),
+                capacity,
+                free,
+            })
+        }
         Request::ShowIpFib { table } => {
             if *table >= state.fib.tables() {
                 return Response::error(format!(

@@ -49,6 +49,8 @@ pub struct NodeStats {
     pub errors: Box<[Counter]>,
     /// Specs of `errors`, in the same order.
     pub error_specs: Vec<ErrorSpec>,
+    /// The next nodes, by name (for `show graph`).
+    pub next: Vec<String>,
 }
 
 /// Every node's counters on one worker, readable from any thread.
@@ -156,6 +158,7 @@ impl GraphBuilder {
                         clocks: Counter::default(),
                         errors: error_specs.iter().map(|_| Counter::default()).collect(),
                         error_specs,
+                        next: s.next.clone(),
                     }
                 })
                 .collect(),

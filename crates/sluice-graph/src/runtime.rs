@@ -223,3 +223,42 @@ pub fn show_errors(stats: &[&GraphStats]) -> String {
     }
     out
 }
+
+/// The graph as Graphviz DOT: a box per node, labelled with its packets
+/// per second and cycles per packet over `seconds`; an arrow per next
+/// node; nodes that have handled nothing drawn grey.
+pub fn show_graph(stats: &[&GraphStats], seconds: f64) -> String {
+    let rows = rows(stats);
+    let secs = seconds.max(1e-9);
+    let mut out = String::from(
+        "digraph sluice {\n  rankdir=LR;\n  node [shape=box, fontname=\"monospace\"];\n",
+    );
+    let mut edges = BTreeMap::new();
+    for g in stats {
+        for n in &g.nodes {
+            for next in &n.next {
+                edges.insert((n.name.clone(), next.clone()), ());
+            }
+        }
+    }
+    for r in &rows {
+        let style = if r.vectors == 0 {
+            ", color=grey, fontcolor=grey"
+        } else {
+            ""
+        };
+        let _ = writeln!(
+            out,
+            "  \"{}\" [label=\"{}\\n{:.3e} pkt/s  {:.1} clk/pkt\"{style}];",
+            r.name,
+            r.name,
+            r.vectors as f64 / secs,
+            r.clocks()
+        );
+    }
+    for (from, to) in edges.keys() {
+        let _ = writeln!(out, "  \"{from}\" -> \"{to}\";");
+    }
+    out.push_str("}\n");
+    out
+}

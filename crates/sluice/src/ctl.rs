@@ -18,6 +18,8 @@ pub fn parse(words: &[String]) -> anyhow::Result<Request> {
         ["show", "interface" | "interfaces" | "int"] => Request::ShowInterface,
         ["show", "runtime" | "run"] => Request::ShowRuntime,
         ["show", "errors" | "error"] => Request::ShowErrors,
+        ["show", "graph"] => Request::ShowGraph,
+        ["show", "buffers"] => Request::ShowBuffers,
         ["show", "ip" | "ip6", "fib"] => Request::ShowIpFib { table: 0 },
         ["show", "ip" | "ip6", "fib", "table", t] => Request::ShowIpFib {
             table: number(t, "table")?,
@@ -39,7 +41,7 @@ pub fn parse(words: &[String]) -> anyhow::Result<Request> {
         },
         _ => bail!(
             "unknown command `{}`: try show interface | show runtime | show errors | \
-             show ip fib [table N] | show version | ip route add PREFIX [via ADDR] \
+             show ip fib [table N] | show graph | show buffers | show version | ip route add PREFIX [via ADDR] \
              [via-mac MAC] dev IF [table N] | ip route add PREFIX drop|prohibit|unreachable | \
              ip route del PREFIX [table N] | set interface state NAME up|down",
             w.join(" ")
@@ -111,7 +113,9 @@ pub fn run(socket: &Path, json: bool, words: &[String]) -> anyhow::Result<ExitCo
             Reply::Interfaces { text, .. }
             | Reply::Runtime { text, .. }
             | Reply::Errors { text, .. }
-            | Reply::Routes { text, .. } => print!("{text}"),
+            | Reply::Routes { text, .. }
+            | Reply::Graph { text }
+            | Reply::Buffers { text, .. } => print!("{text}"),
             Reply::Done => {}
         }
     }

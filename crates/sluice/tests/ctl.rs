@@ -136,6 +136,12 @@ fn reads_and_a_route_change_on_live_traffic() {
     let int = d.ok("show interface");
     assert!(int.contains("pg0") && int.contains("sink1"), "{int}");
     assert!(d.ok("show runtime").contains("ip4-lookup"));
+    let dot = d.ok("show graph");
+    assert!(
+        dot.starts_with("digraph") && dot.contains("\"ip4-input\" -> \"ip4-lookup\""),
+        "{dot}"
+    );
+    assert!(d.ok("show buffers").contains("32768 buffers"));
     let fib = d.ok("show ip fib");
     assert!(
         fib.contains("10.9.0.0/16") && fib.contains("dev sink0"),
