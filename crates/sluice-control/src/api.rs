@@ -47,6 +47,18 @@ pub enum Request {
     },
     /// Adds (or replaces) a route.
     IpRouteAdd(RouteSpec),
+    /// Traces the next `count` packets an input node brings in (on every
+    /// worker).
+    TraceAdd {
+        /// The input node, e.g. `pg0-input`.
+        node: String,
+        /// How many packets.
+        count: u32,
+    },
+    /// The traced packets, node by node.
+    ShowTrace,
+    /// Stops tracing and forgets the trace.
+    ClearTrace,
     /// Sets an interface administratively up or down.
     SetInterfaceState {
         /// The interface, by name.
@@ -165,6 +177,13 @@ pub enum Reply {
         /// The DOT text.
         text: String,
     },
+    /// `show trace`.
+    Trace {
+        /// The packets, node by node.
+        text: String,
+        /// One row a node a packet saw.
+        rows: Vec<TraceRow>,
+    },
     /// `show buffers`.
     Buffers {
         /// The table.
@@ -231,6 +250,19 @@ pub struct ErrorRow {
     pub reason: String,
     /// Packets.
     pub count: u64,
+}
+
+/// One node's view of one traced packet.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct TraceRow {
+    /// The worker.
+    pub worker: usize,
+    /// The packet's trace id on that worker.
+    pub id: u32,
+    /// The node.
+    pub node: String,
+    /// Its headers as the node saw them.
+    pub decode: String,
 }
 
 /// One route.

@@ -239,6 +239,50 @@ pub fn handle(state: &ControlState, request: &Request) -> Response {
                 })
                 .collect(),
         }),
+        Request::TraceAdd { node, count } => {
+            if *count == 0 || *count as usize > sluice_graph::trace::MAX_LINES {
+                return Response::error(format!(
+                    "count {count}: trace 1 to {} packets",
+                    sluice_graph::trace::MAX_LINES
+                ));
+            }
+            let mut found = false;
+            for g in &state.stats {
+                if let Some(i) = g.nodes.iter().position(|n| n.name == *node) {
+                    if g.nodes[i].kind != sluice_graph::NodeKind::Input {
+                        return Response::error(format!(
+                            "`{node}` is not an input node: trace starts where packets come in (e.g. pg0-input)"
+                        ));
+                    }
+                    g.trace.add(i, *count);
+                    found = true;
+                }
+            }
+            if found {
+                Response::ok(Reply::Done)
+            } else {
+                Response::error(format!("no node is called `{node}`"))
+            }
+        }
+        Request::ShowTrace => {
+            let mut rows = Vec::new();
+            for g in &state.stats {
+                rows.extend(g.trace.lines().into_iter().map(|l| api::TraceRow {
+                    worker: g.worker,
+                    id: l.id,
+                    node: l.node,
+                    decode: l.decode,
+                }));
+            }
+            Response::ok(Reply::Trace {
+                text: trace_text(&rows),
+                rows,
+            })
+        }
+        Request::ClearTrace => {
+            state.stats.iter().for_each(|g| g.trace.clear());
+            Response::ok(Reply::Done)
+        }
         Request::ShowGraph => Response::ok(Reply::Graph {
             text: runtime::show_graph(&refs, state.started.elapsed().as_secs_f64()),
         }),
@@ -312,6 +356,27 @@ pub fn handle(state: &ControlState, request: &Request) -> Response {
             }
         }
     }
+}
+
+/// Packet by packet, in the order they were first seen, their nodes.
+fn trace_text(rows: &[api::TraceRow]) -> String {
+    let mut order: Vec<(usize, u32)> = Vec::new();
+    for r in rows {
+        if !order.contains(&(r.worker, r.id)) {
+            order.push((r.worker, r.id));
+        }
+    }
+    let mut out = String::new();
+    for (w, id) in order {
+        out.push_str(&format!("Packet {id} (worker {w})\n"));
+        for r in rows.iter().filter(|r| r.worker == w && r.id == id) {
+            out.push_str(&format!("  {:<20} {}\n", r.node, r.decode));
+        }
+    }
+    if out.is_empty() {
+        out.push_str("No packets traced (trace add <input-node> <count>)\n");
+    }
+    out
 }
 
 fn interface_rows(state: &ControlState) -> Vec<InterfaceRow> {

@@ -4,6 +4,7 @@ use std::sync::Arc;
 use sluice_buf::BufCache;
 
 use crate::clock::cycles;
+use crate::trace::TraceState;
 use crate::{
     Counter, Cx, ErrorSpec, FRAME_SIZE, Frame, InputState, Next, Node, NodeKind, NodeSpec,
 };
@@ -62,6 +63,8 @@ pub struct GraphStats {
     pub nodes: Vec<NodeStats>,
     /// Dispatch loops run.
     pub loops: Counter,
+    /// Packet trace (`trace add`, `show trace`).
+    pub trace: TraceState,
 }
 
 impl GraphStats {
@@ -143,6 +146,7 @@ impl GraphBuilder {
         let stats = GraphStats {
             worker,
             loops: Counter::default(),
+            trace: TraceState::new(self.nodes.len()),
             nodes: self
                 .nodes
                 .iter()
@@ -340,6 +344,21 @@ impl Graph {
             }
         }
         let n_in = frame.len();
+        let tracing = self.stats.trace.on();
+        // Where the input's packets will land, to find them afterwards.
+        let before: Vec<usize> = if tracing && input {
+            self.targets[i]
+                .iter()
+                .map(|&t| self.pending[t as usize].len())
+                .collect()
+        } else {
+            Vec::new()
+        };
+        if tracing && !input {
+            self.stats
+                .trace
+                .see(&self.stats.nodes[i].name, frame.iter());
+        }
         let stats = &self.stats.nodes[i];
         let mut cx = Cx {
             worker: self.worker,
@@ -363,6 +382,13 @@ impl Graph {
         let t1 = cycles();
         if !frame.is_empty() {
             next.drop_all(frame, usize::MAX);
+        }
+        if tracing && input {
+            for (k, &t) in self.targets[i].iter().enumerate() {
+                let from = before.get(k).copied().unwrap_or(0);
+                let fresh = self.pending[t as usize].iter_mut().skip(from);
+                self.stats.trace.mark(i, &stats.name, fresh);
+            }
         }
         let n = match state {
             InputState::Busy(n) => n,

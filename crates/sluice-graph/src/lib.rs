@@ -24,6 +24,7 @@ pub mod iface;
 mod next;
 mod node;
 pub mod runtime;
+pub mod trace;
 mod wait;
 pub mod worker;
 

@@ -19,6 +19,12 @@ pub fn parse(words: &[String]) -> anyhow::Result<Request> {
         ["show", "runtime" | "run"] => Request::ShowRuntime,
         ["show", "errors" | "error"] => Request::ShowErrors,
         ["show", "graph"] => Request::ShowGraph,
+        ["show", "trace"] => Request::ShowTrace,
+        ["clear", "trace"] => Request::ClearTrace,
+        ["trace", "add", node, n] => Request::TraceAdd {
+            node: node.to_string(),
+            count: number(n, "count")?,
+        },
         ["show", "buffers"] => Request::ShowBuffers,
         ["show", "ip" | "ip6", "fib"] => Request::ShowIpFib { table: 0 },
         ["show", "ip" | "ip6", "fib", "table", t] => Request::ShowIpFib {
@@ -41,7 +47,7 @@ pub fn parse(words: &[String]) -> anyhow::Result<Request> {
         },
         _ => bail!(
             "unknown command `{}`: try show interface | show runtime | show errors | \
-             show ip fib [table N] | show graph | show buffers | show version | ip route add PREFIX [via ADDR] \
+             show ip fib [table N] | show graph | show buffers | show version | trace add NODE N | show trace | clear trace | ip route add PREFIX [via ADDR] \
              [via-mac MAC] dev IF [table N] | ip route add PREFIX drop|prohibit|unreachable | \
              ip route del PREFIX [table N] | set interface state NAME up|down",
             w.join(" ")
@@ -115,6 +121,7 @@ pub fn run(socket: &Path, json: bool, words: &[String]) -> anyhow::Result<ExitCo
             | Reply::Errors { text, .. }
             | Reply::Routes { text, .. }
             | Reply::Graph { text }
+            | Reply::Trace { text, .. }
             | Reply::Buffers { text, .. } => print!("{text}"),
             Reply::Done => {}
         }

@@ -282,3 +282,39 @@ fn doctor_says_what_is_wrong_one_line_each() {
         assert!(out.contains(line), "no `{line}` in:\n{out}");
     }
 }
+
+#[test]
+fn traced_packets_show_their_path_node_by_node() {
+    let d = Daemon::start("trace");
+    assert!(d.ok("show trace").contains("No packets traced"));
+    d.ok("trace add pg0-input 3");
+    wait_for("three traced packets", || {
+        d.ok("show trace").matches("Packet ").count() >= 3
+    });
+    let t = d.ok("show trace");
+    for node in [
+        "pg0-input",
+        "ethernet-input",
+        "ip4-input",
+        "ip4-lookup",
+        "ip4-rewrite",
+        "sink0-output",
+    ] {
+        assert!(t.contains(node), "no {node} in:\n{t}");
+    }
+    assert!(t.contains("IPv4 10.0.0.1 > 10.9.0."), "{t}");
+    // The rewrite wrote the next hop's MAC: the output saw it.
+    assert!(t.contains("> 02:00:00:00:00:01"), "{t}");
+    assert_eq!(t.matches("Packet ").count(), 3, "three and no more:\n{t}");
+    d.ok("clear trace");
+    assert!(d.ok("show trace").contains("No packets traced"));
+    for (words, why) in [
+        ("trace add ip4-lookup 3", "not an input node"),
+        ("trace add nosuch 3", "no node"),
+        ("trace add pg0-input 0", "count 0"),
+    ] {
+        let o = d.ctl(words);
+        assert_eq!(o.status.code(), Some(1), "`{words}`: {}", text(&o));
+        assert!(text(&o).contains(why), "`{words}`: {}", text(&o));
+    }
+}
