@@ -19,6 +19,7 @@ use sluice_io::tap::{Tap, TapConfig, TapRx, TapTx};
 use sluice_io::{InterfaceInput, InterfaceOutput, LinkStatus, Queues};
 
 use crate::config::{Config, Driver, Interface};
+use crate::metrics::MetricsServer;
 use crate::server::{ControlServer, ControlState};
 use crate::show;
 
@@ -457,16 +458,18 @@ impl Dataplane {
         stop: Arc<AtomicBool>,
         limit: Option<Duration>,
     ) -> Result<Report, DataplaneError> {
-        self.run_with_control(stop, limit, None)
+        self.run_with_control(stop, limit, None, None)
     }
 
     /// [`Dataplane::run`], answering the control API on `control` (a
-    /// bound socket and its path) while it runs.
+    /// bound socket and its path) and Prometheus scrapes on `metrics`
+    /// while it runs.
     pub fn run_with_control(
         self,
         stop: Arc<AtomicBool>,
         limit: Option<Duration>,
         control: Option<(std::os::unix::net::UnixListener, std::path::PathBuf)>,
+        metrics: Option<std::net::TcpListener>,
     ) -> Result<Report, DataplaneError> {
         let Dataplane {
             pool,
@@ -479,19 +482,19 @@ impl Dataplane {
         } = self;
         let started = Instant::now();
         let workers = Workers::spawn(graphs, &cores, stop.clone())?;
-        let server = control.map(|(listener, path)| {
-            let state = ControlState {
-                interfaces: interfaces.clone(),
-                if_stats: if_stats.clone(),
-                links: links.clone(),
-                stats: workers.stats().to_vec(),
-                cores: workers.cores().to_vec(),
-                started,
-                fib,
-                pool: pool.clone(),
-            };
-            ControlServer::start(listener, path, Arc::new(state))
+        let state = Arc::new(ControlState {
+            interfaces: interfaces.clone(),
+            if_stats: if_stats.clone(),
+            links: links.clone(),
+            stats: workers.stats().to_vec(),
+            cores: workers.cores().to_vec(),
+            started,
+            fib,
+            pool: pool.clone(),
         });
+        let server =
+            control.map(|(listener, path)| ControlServer::start(listener, path, state.clone()));
+        let scraper = metrics.map(|l| MetricsServer::start(l, state.clone()));
         while !workers.finished() {
             if limit.is_some_and(|l| started.elapsed() >= l) {
                 stop.store(true, Ordering::Relaxed);
@@ -501,7 +504,7 @@ impl Dataplane {
         let seconds = started.elapsed().as_secs_f64();
         let stats: Vec<Arc<GraphStats>> = workers.stats().to_vec();
         let pinned = workers.cores().to_vec();
-        drop(server);
+        drop((server, scraper));
         let panics = workers.join();
         let refs: Vec<&GraphStats> = stats.iter().map(|s| &**s).collect();
         let if_counts = interfaces

@@ -12,6 +12,7 @@ pub mod api;
 pub mod config;
 pub mod dataplane;
 pub mod doctor;
+pub mod metrics;
 pub mod server;
 pub mod show;
 

@@ -42,6 +42,9 @@ enum Command {
         /// The control socket (`sluice ctl`); `none` for no control API.
         #[arg(long)]
         socket: Option<String>,
+        /// Serve Prometheus metrics on this address (e.g. 127.0.0.1:9464).
+        #[arg(long)]
+        metrics: Option<std::net::SocketAddr>,
     },
     /// Check what this host offers the forwarder (and a configuration's
     /// interfaces and cores), one actionable line a finding.
@@ -97,6 +100,7 @@ fn real_main() -> anyhow::Result<ExitCode> {
             workers,
             print_config,
             socket,
+            metrics,
         } => {
             let (src, origin) = match &config {
                 Some(path) => (
@@ -115,7 +119,7 @@ fn real_main() -> anyhow::Result<ExitCode> {
                 anyhow::ensure!((1..=256).contains(&w), "--workers must be 1 to 256");
                 cfg.workers = w;
             }
-            run(cfg, &origin, duration, socket.as_deref())
+            run(cfg, &origin, duration, socket.as_deref(), metrics)
         }
     }
 }
@@ -175,6 +179,7 @@ fn run(
     origin: &str,
     duration: Option<f64>,
     socket: Option<&str>,
+    metrics: Option<std::net::SocketAddr>,
 ) -> anyhow::Result<ExitCode> {
     let limit = match duration {
         Some(d) if d > 0.0 && d.is_finite() => Some(Duration::from_secs_f64(d)),
@@ -183,6 +188,15 @@ fn run(
     };
     let dp = Dataplane::build(&cfg)?;
     let control = control_socket(socket)?;
+    let metrics = match metrics {
+        Some(addr) => {
+            let l = sluice_control::metrics::bind(addr)
+                .with_context(|| format!("cannot serve metrics on {addr}"))?;
+            println!("sluice: Prometheus metrics on http://{addr}/metrics");
+            Some(l)
+        }
+        None => None,
+    };
     let backing = dp.pool().backing();
     println!(
         "sluice: {origin}: {} interfaces, {} routes, {} worker(s); buffers: {} x 2304 B, {backing}",
@@ -198,7 +212,7 @@ fn run(
     if let Some((_, path)) = &control {
         println!("sluice: control API on {}", path.display());
     }
-    let report = dp.run_with_control(stop, limit, control)?;
+    let report = dp.run_with_control(stop, limit, control, metrics)?;
     println!();
     println!("{}", report.runtime);
     println!("{}", report.interfaces);

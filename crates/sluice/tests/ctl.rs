@@ -44,6 +44,10 @@ struct Daemon {
 
 impl Daemon {
     fn start(name: &str) -> Daemon {
+        Daemon::start_with(name, &[])
+    }
+
+    fn start_with(name: &str, extra: &[&str]) -> Daemon {
         let dir = std::env::temp_dir().join(format!("sluice-ctl-{name}-{}", std::process::id()));
         let _ = std::fs::remove_dir_all(&dir);
         std::fs::create_dir_all(&dir).unwrap();
@@ -55,6 +59,7 @@ impl Daemon {
             .arg(&cfg)
             .arg("--socket")
             .arg(&socket)
+            .args(extra)
             .stdout(Stdio::null())
             .stderr(Stdio::piped())
             .spawn()
@@ -317,4 +322,52 @@ fn traced_packets_show_their_path_node_by_node() {
         assert_eq!(o.status.code(), Some(1), "`{words}`: {}", text(&o));
         assert!(text(&o).contains(why), "`{words}`: {}", text(&o));
     }
+}
+
+/// A free loopback port (bound and released; a race is unlikely in tests).
+fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
+}
+
+fn http_get(port: u16, path: &str) -> String {
+    use std::io::Read;
+    let mut s = std::net::TcpStream::connect(("127.0.0.1", port)).unwrap();
+    s.set_read_timeout(Some(Duration::from_secs(5))).unwrap();
+    write!(s, "GET {path} HTTP/1.1\r\nHost: x\r\n\r\n").unwrap();
+    let mut out = String::new();
+    let _ = s.read_to_string(&mut out);
+    out
+}
+
+#[test]
+fn prometheus_metrics_on_loopback() {
+    let port = free_port();
+    let addr = format!("127.0.0.1:{port}");
+    let d = Daemon::start_with("metrics", &["--metrics", &addr]);
+    wait_for("traffic on sink0", || d.tx("sink0") > 1000);
+    let end = Instant::now() + Duration::from_secs(5);
+    let mut body = String::new();
+    while Instant::now() < end {
+        body = http_get(port, "/metrics");
+        if body.contains("200 OK") {
+            break;
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    assert!(body.starts_with("HTTP/1.1 200 OK"), "{body}");
+    assert!(body.contains("# TYPE sluice_interface_tx_packets_total counter"));
+    let tx: u64 = body
+        .lines()
+        .find(|l| l.starts_with("sluice_interface_tx_packets_total{interface=\"sink0\"}"))
+        .and_then(|l| l.split_whitespace().nth(1))
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(0);
+    assert!(tx > 1000, "{body}");
+    assert!(body.contains("sluice_node_packets_total{node=\"ip4-lookup\",worker=\"0\"}"));
+    assert!(body.contains("sluice_interface_up{interface=\"pg0\"} 1"));
+    assert!(http_get(port, "/other").starts_with("HTTP/1.1 404"));
 }
