@@ -242,10 +242,7 @@ impl MacTable {
     #[inline(always)]
     fn find_in(&self, b: usize, mac: u64, tag: u8) -> Option<Hit> {
         let bucket = self.buckets.get(b)?;
-        let x = bucket.tags.load(Ordering::Relaxed) ^ (u64::from(tag) * ONES);
-        // A set high bit in each byte of `x` that is zero (and maybe in a
-        // byte above one, which the key check below rules out).
-        let mut candidates = x.wrapping_sub(ONES) & !x & (ONES << 7) & TAG_MASK;
+        let mut candidates = tag_matches(bucket, tag);
         // A key of `mac` lies in want ..= want + 0xfffe (the low 16 bits
         // are the flag and port + 1, never 0).
         let want = (mac << MAC_SHIFT) | 1;
@@ -304,7 +301,29 @@ impl MacTable {
     /// this tick) writes nothing.
     #[inline(always)]
     pub fn learn(&self, mac: u64, port: u16, tick: u16) -> Learned {
-        match self.lookup(mac) {
+        let p = self.place(mac);
+        // The common case, a MAC seen before on this port, in one compare:
+        // the key of the first slot whose tag matches in the first bucket
+        // is exactly this MAC's dynamic entry on this port. (A port past
+        // MAX_PORT makes a key no slot holds.)
+        if let Some(b) = self.buckets.get(p.b1) {
+            let slot = (tag_matches(b, p.tag).trailing_zeros() / 8) as usize;
+            if let (Some(k), Some(seen)) = (b.key.get(slot), b.seen.get(slot))
+                && k.load(Ordering::Relaxed) == key_of(mac, port, false)
+            {
+                if seen.load(Ordering::Relaxed) != tick {
+                    seen.store(tick, Ordering::Relaxed);
+                }
+                return Learned::Known;
+            }
+        }
+        self.learn_general(mac, p, port, tick)
+    }
+
+    /// [`learn`](Self::learn) when the MAC is not where it usually is.
+    #[inline(always)]
+    fn learn_general(&self, mac: u64, p: Place, port: u16, tick: u16) -> Learned {
+        match self.find(mac, p) {
             Some(hit) if hit.port() == port => {
                 if !hit.is_static() {
                     self.refresh(&hit, tick);
@@ -568,6 +587,14 @@ enum Claim {
     Added,
     Full,
     Present,
+}
+
+/// The high bit of each byte of `b`'s tag word that equals `tag` (and maybe
+/// of a byte above one, which a key check rules out), for the slots in use.
+#[inline(always)]
+fn tag_matches(b: &Bucket, tag: u8) -> u64 {
+    let x = b.tags.load(Ordering::Relaxed) ^ (u64::from(tag) * ONES);
+    x.wrapping_sub(ONES) & !x & (ONES << 7) & TAG_MASK
 }
 
 #[inline(always)]

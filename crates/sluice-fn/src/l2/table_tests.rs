@@ -231,3 +231,24 @@ fn duplicate_copies_are_resolved_to_the_lower_slot() {
     assert_eq!(t.lookup(m).map(|h| h.port()), Some(1));
     assert_eq!(t.buckets[p.b1].tags.load(Ordering::SeqCst) >> 24 & 0xff, 0);
 }
+
+#[test]
+fn learning_a_known_mac_refreshes_only_its_dynamic_entry_on_that_port() {
+    let t = MacTable::new(100);
+    assert_eq!(t.learn(mac(1), 3, 10), Learned::Added);
+    // Same port, same tick: nothing written; a new tick: the time only.
+    assert_eq!(t.learn(mac(1), 3, 10), Learned::Known);
+    assert_eq!(t.learn(mac(1), 3, 12), Learned::Known);
+    assert_eq!(t.entries()[0].seen, 12);
+    // A port no key can hold is never mistaken for one.
+    for port in [MAX_PORT + 1, u16::MAX] {
+        assert_eq!(t.learn(mac(1), port, 13), Learned::Full);
+    }
+    assert_eq!(t.lookup(mac(1)).map(|h| h.port()), Some(3));
+    assert_eq!(t.entries()[0].seen, 12);
+    // A static entry on that port is known, its time left alone.
+    t.add_static(mac(2), 3).unwrap();
+    assert_eq!(t.learn(mac(2), 3, 14), Learned::Known);
+    let e = t.entries().into_iter().find(|e| e.mac == mac(2)).unwrap();
+    assert_eq!((e.is_static, e.seen), (true, 0));
+}
