@@ -24,7 +24,10 @@
 //! The unit is TSC cycles, reported per packet (Criterion's throughput
 //! line, "cycles/pkt"). After the runs, `show runtime` of the 256-packet
 //! bridge is printed for frames made just before (warm), a ring ahead (as
-//! the Criterion runs) and 32 vectors ahead (beyond L2).
+//! the Criterion runs) and 32 vectors ahead (beyond L2), with the median
+//! and tenth percentile of `l2-input`'s cycles per packet over the vectors:
+//! on a shared machine a few vectors that lose the core pull the mean up,
+//! and the percentiles say what the node costs when it runs undisturbed.
 //!
 //! `cargo bench -p sluice-fn --bench l2_bridge`
 
@@ -268,6 +271,15 @@ fn assert_clean(graph: &Graph, state: &L2State) {
     }
 }
 
+/// `l2-input`'s clocks so far.
+fn input_clocks(stats: &sluice_graph::GraphStats) -> u64 {
+    runtime::rows(&[stats])
+        .iter()
+        .filter(|r| r.name == l2::INPUT)
+        .map(|r| r.clocks_total)
+        .sum()
+}
+
 /// Runs the 256-packet bridge a while longer with fresh counters and
 /// prints the runtime table and the share of time outside the nodes.
 fn report_nodes(graph: &mut Graph, traffic: &mut Traffic, cache: &mut BufCache) {
@@ -277,15 +289,23 @@ fn report_nodes(graph: &mut Graph, traffic: &mut Traffic, cache: &mut BufCache) 
         stats.clear();
         let mut total = 0u64;
         let mut packets = 0u64;
+        let mut per_vector = Vec::with_capacity(20_000);
+        let mut input_before = input_clocks(&stats);
         for _ in 0..20_000 / ahead {
             let mut vectors: Vec<Frame> = (0..ahead).map(|_| traffic.vector(cache, 256)).collect();
             for f in &mut vectors {
-                packets += f.len() as u64;
+                let n = f.len() as u64;
+                packets += n;
                 let t0 = cycles();
                 graph.inject(l2::INPUT, f).unwrap();
                 total += cycles() - t0;
+                let input_now = input_clocks(&stats);
+                per_vector.push((input_now - input_before) as f64 / n as f64);
+                input_before = input_now;
             }
         }
+        per_vector.sort_by(f64::total_cmp);
+        let pct = |p: f64| per_vector[(per_vector.len() as f64 * p) as usize];
         let rows = runtime::rows(&[&*stats]);
         let in_nodes: u64 = rows.iter().map(|r| r.clocks_total).sum();
         let input: f64 = rows
@@ -299,10 +319,13 @@ fn report_nodes(graph: &mut Graph, traffic: &mut Traffic, cache: &mut BufCache) 
             runtime::show_runtime(&[&*stats], 0.0, &[None])
         );
         eprintln!(
-            "bridge at 256, {label}: {:.1} cycles/pkt in total, {:.1} in l2-input, \
-             {:.1} ({:.1} %) outside the nodes (dispatch, stats)\n",
+            "bridge at 256, {label}: {:.1} cycles/pkt in total, {:.1} in l2-input \
+             (per vector: median {:.1}, p10 {:.1}), {:.1} ({:.1} %) outside the nodes \
+             (dispatch, stats)\n",
             total as f64 / packets as f64,
             input,
+            pct(0.5),
+            pct(0.1),
             (total - in_nodes) as f64 / packets as f64,
             (total - in_nodes) as f64 * 100.0 / total as f64
         );
