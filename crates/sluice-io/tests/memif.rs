@@ -2,6 +2,9 @@
 //! independent implementation of the protocol) and against a scripted
 //! client that breaks the protocol at every step.
 
+#[path = "memif/client.rs"]
+mod client;
+
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
@@ -256,4 +259,837 @@ fn sluice_server_reaches_testpmd_rxonly_client() {
     drop(halves);
     drop(server);
     assert_eq!(pool.free_count(), pool.capacity(), "buffers leaked");
+}
+
+// ---------------------------------------------------------------------
+// Against the scripted client.
+// ---------------------------------------------------------------------
+
+use std::os::fd::{AsFd, AsRawFd};
+
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::thread::JoinHandle;
+
+use client::{Client, Layout, Reply};
+use sluice_io::memif::proto::{self, AddRing, Init, Message, Text};
+use sluice_io::memif::{MemifStats, RxMode};
+use sluice_io::sys::memif::MemifDesc;
+
+/// A server polled on a thread of its own, as the control thread would.
+struct Running {
+    stop: Arc<AtomicBool>,
+    handle: Option<JoinHandle<MemifServer>>,
+    stats: Arc<MemifStats>,
+}
+
+impl Running {
+    fn new(server: MemifServer) -> Running {
+        let stop = Arc::new(AtomicBool::new(false));
+        let stats = server.stats().clone();
+        let s = stop.clone();
+        let handle = std::thread::spawn(move || {
+            let mut server = server;
+            while !s.load(Ordering::Relaxed) {
+                server.poll(Duration::from_millis(1));
+            }
+            server
+        });
+        Running {
+            stop,
+            handle: Some(handle),
+            stats,
+        }
+    }
+}
+
+impl Drop for Running {
+    fn drop(&mut self) {
+        self.stop.store(true, Ordering::Relaxed);
+        if let Some(h) = self.handle.take() {
+            let _ = h.join();
+        }
+    }
+}
+
+struct Setup {
+    dir: TempDir,
+    status: Arc<LinkStatus>,
+    server: Running,
+    halves: Vec<(MemifRx, MemifTx)>,
+}
+
+fn setup(tweak: impl FnOnce(&mut MemifConfig)) -> Setup {
+    let dir = TempDir::new();
+    let mut config = MemifConfig::new("memif0", dir.sock());
+    tweak(&mut config);
+    let status = LinkStatus::new();
+    let (server, halves) = memif::listen(&config, &status).expect("listen");
+    Setup {
+        dir,
+        status,
+        server: Running::new(server),
+        halves,
+    }
+}
+
+fn wait_until(timeout: Duration, mut cond: impl FnMut() -> bool) -> bool {
+    let end = Instant::now() + timeout;
+    while Instant::now() < end {
+        if cond() {
+            return true;
+        }
+        std::thread::sleep(Duration::from_millis(1));
+    }
+    cond()
+}
+
+/// Whether this process still holds memfd `name` (a descriptor or a
+/// mapping).
+fn memfd_held(name: &str) -> bool {
+    let needle = format!("memfd:{name} ");
+    let maps = std::fs::read_to_string("/proc/self/maps").unwrap();
+    let fds = std::fs::read_dir("/proc/self/fd")
+        .unwrap()
+        .filter_map(|e| std::fs::read_link(e.ok()?.path()).ok())
+        .any(|t| format!("{} ", t.display()).contains(&needle));
+    fds || maps.contains(&needle)
+}
+
+/// Receives on `rx` until `n` packets or a second passes.
+fn rx_some(rx: &mut MemifRx, cache: &mut BufCache, n: usize) -> Vec<Vec<u8>> {
+    let mut frame = Frame::new();
+    let mut out = Vec::new();
+    wait_until(Duration::from_secs(2), || {
+        rx.rx_burst(cache, &mut frame, 256);
+        for p in frame.iter() {
+            let mut v = Vec::new();
+            p.copy_to(&mut v);
+            out.push(v);
+        }
+        cache.free_all(&mut frame);
+        out.len() >= n
+    });
+    out
+}
+
+fn tx_all(tx: &mut MemifTx, cache: &mut BufCache, packets: &[Vec<u8>]) -> usize {
+    let mut frame = Frame::new();
+    for p in packets {
+        frame.push(cache.alloc_from(p).unwrap());
+    }
+    tx.tx_burst(cache, &mut frame)
+}
+
+#[test]
+fn scripted_client_exchanges_packets_on_two_queues_with_chains() {
+    let mut s = setup(|c| c.queues = 2);
+    let mut c = Client::connect(&s.dir.sock());
+    let layout = Layout {
+        c2s: 2,
+        s2c: 2,
+        ..Layout::default()
+    };
+    c.handshake(layout, &unique("mfd"));
+    assert!(wait_until(Duration::from_secs(2), || s.status.state() == LinkState::Up));
+    let pool = pool();
+    let mut cache = pool.cache(64);
+
+    // Client to Sluice, on each queue: small frames and a 5000-byte one
+    // that spans three 2 KiB buffers.
+    for q in 0..2 {
+        let mut sent: Vec<Vec<u8>> = (0..100)
+            .map(|i| udp_frame(i + 1000 * q as u32, 64))
+            .collect();
+        sent.push(udp_frame(7, 5000));
+        assert!(c.send_packets(q, &sent));
+        let got = rx_some(&mut s.halves[q].0, &mut cache, sent.len());
+        assert_eq!(got, sent, "queue {q}");
+        assert_eq!(c.ring(q).tail(), c.ring(q).head(), "all slots handed back");
+    }
+
+    // Sluice to client: fills the posted buffers, chaining the big one.
+    for q in 0..2 {
+        c.post_buffers(q);
+        let sent: Vec<Vec<u8>> = vec![udp_frame(1, 60), udp_frame(2, 5000), udp_frame(3, 1514)];
+        assert_eq!(tx_all(&mut s.halves[q].1, &mut cache, &sent), 0);
+        assert_eq!(c.take_packets(q), sent, "queue {q}");
+    }
+
+    // No posted buffers left to fill: packets are refused, not lost track of.
+    let ring_size = 1 << layout.log2;
+    let many: Vec<Vec<u8>> = (0..ring_size + 10).map(|i| udp_frame(i, 64)).collect();
+    c.post_buffers(0);
+    let unsent = tx_all(
+        &mut s.halves[0].1,
+        &mut cache,
+        &many[..ring_size as usize + 10],
+    );
+    assert_eq!(unsent, 10, "the ring holds {ring_size} packets");
+    assert_eq!(s.server.stats.snapshot().tx_ring_full, unsent as u64);
+
+    cache.flush();
+    drop(s.halves);
+    assert_eq!(pool.free_count(), pool.capacity(), "buffers leaked");
+}
+
+/// One way of breaking the handshake: what the client does, and the words
+/// the server's DISCONNECT must contain.
+struct Misstep {
+    name: &'static str,
+    act: fn(&mut Client, &str) -> Reply,
+    reason: &'static str,
+}
+
+fn init_ok(c: &Client) {
+    assert_eq!(c.ask(&Client::init(0, ""), None), Reply::Ack);
+}
+
+fn up_to_rings(c: &mut Client, memfd: &str) {
+    init_ok(c);
+    c.build(Layout::default(), memfd);
+    assert_eq!(c.add_region(), Reply::Ack);
+}
+
+fn init_with(version: u16, mode: u8) -> Message {
+    Message::Init(Init {
+        version,
+        id: 0,
+        mode,
+        secret: Text::new(""),
+        name: Text::new("x"),
+    })
+}
+
+const MISSTEPS: &[Misstep] = &[
+    Misstep {
+        name: "wrong version",
+        act: |c, _| c.ask(&init_with(0x0100, 0), None),
+        reason: "unsupported version 0x0100",
+    },
+    Misstep {
+        name: "unknown interface id",
+        act: |c, _| c.ask(&Client::init(7, ""), None),
+        reason: "unmatched interface id 7",
+    },
+    Misstep {
+        name: "IP mode",
+        act: |c, _| c.ask(&init_with(proto::VERSION, 1), None),
+        reason: "mode mismatch",
+    },
+    Misstep {
+        name: "region before INIT",
+        act: |c, m| {
+            c.build(Layout::default(), m);
+            c.add_region()
+        },
+        reason: "unexpected ADD_REGION",
+    },
+    Misstep {
+        name: "CONNECT before INIT",
+        act: |c, _| c.ask(&Client::connect_msg(), None),
+        reason: "unexpected CONNECT",
+    },
+    Misstep {
+        name: "truncated message",
+        act: |c, _| {
+            c.send_raw(&Client::init(0, "").encode()[..64], None);
+            c.recv(Duration::from_secs(5))
+        },
+        reason: "truncated",
+    },
+    Misstep {
+        name: "unknown message type",
+        act: |c, _| {
+            let mut b = [0u8; proto::MSG_SIZE];
+            b[0] = 99;
+            c.send_raw(&b, None);
+            c.recv(Duration::from_secs(5))
+        },
+        reason: "unknown control message type 99",
+    },
+    Misstep {
+        name: "region without fd",
+        act: |c, m| {
+            init_ok(c);
+            c.build(Layout::default(), m);
+            let size = c.layout.region_size() as u64;
+            c.ask(&Message::AddRegion { index: 0, size }, None)
+        },
+        reason: "no file descriptor",
+    },
+    Misstep {
+        name: "region out of order",
+        act: |c, m| {
+            init_ok(c);
+            c.build(Layout::default(), m);
+            let size = c.layout.region_size() as u64;
+            c.ask(
+                &Message::AddRegion { index: 1, size },
+                Some(c.memfd.as_ref().unwrap().as_fd()),
+            )
+        },
+        reason: "region index 1, expected 0",
+    },
+    Misstep {
+        name: "region larger than its file",
+        act: |c, m| {
+            init_ok(c);
+            c.build(Layout::default(), m);
+            let size = c.layout.region_size() as u64 + 4096;
+            c.ask(
+                &Message::AddRegion { index: 0, size },
+                Some(c.memfd.as_ref().unwrap().as_fd()),
+            )
+        },
+        reason: "announced",
+    },
+    Misstep {
+        name: "region is an unsealed file",
+        act: |c, _| {
+            init_ok(c);
+            let path = std::env::temp_dir().join(unique("mreg"));
+            let f = std::fs::File::create_new(&path).unwrap();
+            let _ = std::fs::remove_file(&path);
+            f.set_len(1 << 20).unwrap();
+            c.ask(
+                &Message::AddRegion {
+                    index: 0,
+                    size: 1 << 20,
+                },
+                Some(f.as_fd()),
+            )
+        },
+        reason: "not sealed",
+    },
+    Misstep {
+        name: "region is an eventfd",
+        act: |c, _| {
+            init_ok(c);
+            let e = sluice_io::sys::unix::eventfd().unwrap();
+            c.ask(
+                &Message::AddRegion {
+                    index: 0,
+                    size: 4096,
+                },
+                Some(e.as_fd()),
+            )
+        },
+        reason: "not a memory file",
+    },
+    Misstep {
+        name: "ring without fd",
+        act: |c, m| {
+            up_to_rings(c, m);
+            c.ask(&Message::AddRing(c.ring_msg(0)), None)
+        },
+        reason: "no file descriptor",
+    },
+    Misstep {
+        name: "ring interrupt fd is not an eventfd",
+        act: |c, m| {
+            up_to_rings(c, m);
+            c.ask(
+                &Message::AddRing(c.ring_msg(0)),
+                Some(c.memfd.as_ref().unwrap().as_fd()),
+            )
+        },
+        reason: "not an eventfd",
+    },
+    Misstep {
+        name: "ring out of order",
+        act: |c, m| {
+            up_to_rings(c, m);
+            let r = AddRing {
+                index: 1,
+                ..c.ring_msg(0)
+            };
+            c.ask(&Message::AddRing(r), Some(c.eventfds[0].as_fd()))
+        },
+        reason: "C2S ring index 1, expected 0",
+    },
+    Misstep {
+        name: "ring in a region never added",
+        act: |c, m| {
+            up_to_rings(c, m);
+            let r = AddRing {
+                region: 3,
+                ..c.ring_msg(0)
+            };
+            c.ask(&Message::AddRing(r), Some(c.eventfds[0].as_fd()))
+        },
+        reason: "names region 3",
+    },
+    Misstep {
+        name: "ring too large",
+        act: |c, m| {
+            up_to_rings(c, m);
+            let r = AddRing {
+                log2_ring_size: 15,
+                ..c.ring_msg(0)
+            };
+            c.ask(&Message::AddRing(r), Some(c.eventfds[0].as_fd()))
+        },
+        reason: "size 2^15",
+    },
+    Misstep {
+        name: "ring past the end of its region",
+        act: |c, m| {
+            up_to_rings(c, m);
+            let r = AddRing {
+                offset: (c.layout.region_size() - 64) as u32,
+                ..c.ring_msg(0)
+            };
+            assert_eq!(
+                c.ask(&Message::AddRing(r), Some(c.eventfds[0].as_fd())),
+                Reply::Ack
+            );
+            assert_eq!(c.add_ring(1), Reply::Ack);
+            c.ask(&Client::connect_msg(), None)
+        },
+        reason: "runs past the end",
+    },
+    Misstep {
+        name: "ring with a wrong cookie",
+        act: |c, m| {
+            up_to_rings(c, m);
+            c.mem().u32_at(0).unwrap().store(0xdead, Ordering::Relaxed);
+            assert_eq!(c.add_ring(0), Reply::Ack);
+            assert_eq!(c.add_ring(1), Reply::Ack);
+            c.ask(&Client::connect_msg(), None)
+        },
+        reason: "wrong cookie",
+    },
+    Misstep {
+        name: "CONNECT without a server-to-client ring",
+        act: |c, m| {
+            up_to_rings(c, m);
+            assert_eq!(c.add_ring(0), Reply::Ack);
+            c.ask(&Client::connect_msg(), None)
+        },
+        reason: "no rings",
+    },
+    Misstep {
+        name: "INIT twice",
+        act: |c, _| {
+            init_ok(c);
+            c.ask(&Client::init(0, ""), None)
+        },
+        reason: "unexpected INIT",
+    },
+];
+
+#[test]
+fn every_handshake_misstep_is_refused_counted_and_closed() {
+    let s = setup(|_| {});
+    for (k, m) in MISSTEPS.iter().enumerate() {
+        let memfd = unique("mfd");
+        let mut c = Client::connect(&s.dir.sock());
+        match (m.act)(&mut c, &memfd) {
+            Reply::Disconnect(why) => {
+                assert!(why.contains(m.reason), "{}: reason {why:?}", m.name)
+            }
+            r => panic!("{}: expected DISCONNECT, got {r:?}", m.name),
+        }
+        assert_eq!(c.recv(Duration::from_secs(5)), Reply::Closed, "{}", m.name);
+        assert_eq!(
+            s.server.stats.snapshot().refused,
+            k as u64 + 1,
+            "{}",
+            m.name
+        );
+        drop(c);
+        assert!(!memfd_held(&memfd), "{}: region still held", m.name);
+    }
+    // The interface was never up (its one `down` is the start: a status
+    // begins up), and still takes a client that follows the rules.
+    assert_eq!((s.status.state(), s.status.downs()), (LinkState::Down, 1));
+    let mut c = Client::connect(&s.dir.sock());
+    c.handshake(Layout::default(), &unique("mfd"));
+    assert_eq!(s.server.stats.snapshot().connects, 1);
+}
+
+#[test]
+fn secret_is_required_and_checked() {
+    let s = setup(|c| c.secret = Some("open sesame".into()));
+    let c = Client::connect(&s.dir.sock());
+    assert_eq!(
+        c.ask(&Client::init(0, ""), None),
+        Reply::Disconnect("secret required".into())
+    );
+    let c = Client::connect(&s.dir.sock());
+    assert_eq!(
+        c.ask(&Client::init(0, "open says me"), None),
+        Reply::Disconnect("incorrect secret".into())
+    );
+    let c = Client::connect(&s.dir.sock());
+    assert_eq!(c.ask(&Client::init(0, "open sesame"), None), Reply::Ack);
+    assert_eq!(s.server.stats.snapshot().refused, 2);
+}
+
+#[test]
+fn client_that_hangs_up_or_says_goodbye_mid_handshake_is_counted() {
+    let s = setup(|_| {});
+    let memfd = unique("mfd");
+    let mut c = Client::connect(&s.dir.sock());
+    up_to_rings(&mut c, &memfd);
+    assert_eq!(c.add_ring(0), Reply::Ack);
+    drop(c);
+    assert!(wait_until(Duration::from_secs(2), || s
+        .server
+        .stats
+        .snapshot()
+        .refused
+        == 1));
+    assert_eq!(s.server.stats.last_reason(), "client hung up");
+    assert!(!memfd_held(&memfd), "region fd closed after the hang-up");
+
+    let c = Client::connect(&s.dir.sock());
+    init_ok(&c);
+    c.send(&Message::disconnect(0, "bye"), None);
+    assert_eq!(c.recv(Duration::from_secs(5)), Reply::Closed);
+    assert_eq!(s.server.stats.snapshot().refused, 2);
+    assert_eq!(s.server.stats.last_reason(), "client disconnected: bye");
+}
+
+#[test]
+fn silent_client_times_out_and_the_next_one_connects() {
+    let s = setup(|c| c.handshake_timeout = Duration::from_millis(200));
+    let silent = Client::connect(&s.dir.sock());
+    assert_eq!(
+        silent.recv(Duration::from_secs(5)),
+        Reply::Disconnect("handshake timed out".into())
+    );
+    let mut c = Client::connect(&s.dir.sock());
+    c.handshake(Layout::default(), &unique("mfd"));
+}
+
+#[test]
+fn second_client_is_turned_away_while_one_is_connected() {
+    let s = setup(|_| {});
+    let mut first = Client::connect(&s.dir.sock());
+    first.handshake(Layout::default(), &unique("mfd"));
+    let sock = sluice_io::sys::unix::seqpacket().unwrap();
+    sluice_io::sys::unix::connect_unix(
+        sock.as_fd(),
+        sluice_io::sys::unix::UnixAddr::Path(&s.dir.sock()),
+    )
+    .unwrap();
+    let mut second = Client::bare();
+    second.sock = sock;
+    assert_eq!(
+        second.recv(Duration::from_secs(5)),
+        Reply::Disconnect("interface already connected".into())
+    );
+    assert_eq!(s.status.state(), LinkState::Up);
+    assert_eq!(s.server.stats.snapshot().refused, 1);
+}
+
+#[test]
+fn client_restart_is_served_again_and_the_link_follows() {
+    let mut s = setup(|_| {});
+    let pool = pool();
+    let mut cache = pool.cache(64);
+    for round in 0..3u32 {
+        let memfd = unique("mfd");
+        let mut c = Client::connect(&s.dir.sock());
+        c.handshake(Layout::default(), &memfd);
+        assert!(wait_until(Duration::from_secs(2), || s.status.state() == LinkState::Up));
+        let sent: Vec<Vec<u8>> = (0..10).map(|i| udp_frame(round * 100 + i, 64)).collect();
+        assert!(c.send_packets(0, &sent));
+        assert_eq!(
+            rx_some(&mut s.halves[0].0, &mut cache, 10),
+            sent,
+            "round {round}"
+        );
+        // The client process dies: no DISCONNECT, its socket just closes.
+        drop(c);
+        assert!(wait_until(Duration::from_secs(2), || s.status.state()
+            == LinkState::Down));
+        // The queues let go of the dead client's memory at their next burst.
+        assert!(rx_some(&mut s.halves[0].0, &mut cache, 0).is_empty());
+        assert_eq!(
+            tx_all(&mut s.halves[0].1, &mut cache, &[udp_frame(0, 64)]),
+            1
+        );
+        assert!(!s.halves[0].0.is_connected() && !s.halves[0].1.is_connected());
+        assert!(!memfd_held(&memfd), "round {round}: region still mapped");
+    }
+    let n = s.server.stats.snapshot();
+    assert_eq!((n.connects, n.disconnects, n.refused), (3, 3, 0));
+    // One down at the start (a status begins up), one per client.
+    assert_eq!(s.status.downs(), 1 + 3);
+    cache.flush();
+    drop(s.halves);
+    assert_eq!(pool.free_count(), pool.capacity(), "buffers leaked");
+}
+
+/// A descriptor on C2S ring 0 of the default layout, pointing at slot
+/// `slot`'s own buffer (filled with `frame`).
+fn good_desc(c: &Client, slot: u16, frame: &[u8]) -> MemifDesc {
+    let offset = c.layout.buffer_offset(0, slot as usize);
+    assert!(c.mem().copy_in(offset, frame));
+    MemifDesc {
+        flags: 0,
+        region: 0,
+        length: frame.len() as u32,
+        offset: offset as u32,
+        metadata: 0,
+    }
+}
+
+#[test]
+fn hostile_descriptors_are_counted_drops_never_reads_outside() {
+    let mut s = setup(|_| {});
+    let mut c = Client::connect(&s.dir.sock());
+    c.handshake(Layout::default(), &unique("mfd"));
+    let pool = pool();
+    let mut cache = pool.cache(64);
+    let size = c.layout.region_size() as u32;
+    let ring = c.ring(0);
+    let a = udp_frame(1, 64);
+    let b = udp_frame(2, 64);
+    let descs = [
+        good_desc(&c, 0, &a),
+        MemifDesc {
+            region: 5,
+            ..good_desc(&c, 1, &a)
+        },
+        MemifDesc {
+            offset: size - 10,
+            ..good_desc(&c, 2, &a)
+        },
+        MemifDesc {
+            offset: u32::MAX,
+            length: u32::MAX,
+            ..good_desc(&c, 3, &a)
+        },
+        MemifDesc {
+            length: 0,
+            ..good_desc(&c, 4, &a)
+        },
+        good_desc(&c, 5, &b),
+        // A chain whose end was never published.
+        MemifDesc {
+            flags: proto::DESC_FLAG_NEXT,
+            ..good_desc(&c, 6, &a)
+        },
+        MemifDesc {
+            flags: proto::DESC_FLAG_NEXT,
+            ..good_desc(&c, 7, &a)
+        },
+    ];
+    for (i, d) in descs.iter().enumerate() {
+        ring.set_desc(i as u16, *d);
+    }
+    ring.set_head(descs.len() as u16);
+    let rx = &mut s.halves[0].0;
+    assert_eq!(rx_some(rx, &mut cache, 2), vec![a.clone(), b]);
+    assert_eq!(rx.take_rx_drops(), 5);
+    assert_eq!(ring.tail(), descs.len() as u16, "every slot handed back");
+
+    // A chain longer than the largest frame accepted.
+    let mut slot = ring.head();
+    for k in 0..6 {
+        let mut d = good_desc(&c, slot & 255, &[0xab; 2048]);
+        d.flags = if k < 5 { proto::DESC_FLAG_NEXT } else { 0 };
+        ring.set_desc(slot, d);
+        slot = slot.wrapping_add(1);
+    }
+    ring.set_head(slot);
+    assert!(rx_some(rx, &mut cache, 1).is_empty());
+    assert_eq!(rx.take_rx_drops(), 1);
+    assert_eq!(s.server.stats.snapshot().rx_bad_descriptors, 6);
+
+    // Posted buffers outside the region are skipped, not written.
+    let s2c = c.ring(1);
+    let post = |region: u16, offset: u32| MemifDesc {
+        flags: 0,
+        region,
+        length: 2048,
+        offset,
+        metadata: 0,
+    };
+    let buf = |slot: usize| c.layout.buffer_offset(1, slot) as u32;
+    s2c.set_desc(0, post(0, buf(0)));
+    s2c.set_desc(1, post(0, size - 100));
+    s2c.set_desc(2, post(9, buf(2)));
+    s2c.set_desc(3, post(0, buf(3)));
+    s2c.set_head(4);
+    let tx = &mut s.halves[0].1;
+    assert_eq!(tx_all(tx, &mut cache, &[a.clone(), a.clone()]), 0);
+    assert_eq!(s2c.tail(), 4);
+    let lens: Vec<u32> = (0..4).map(|i| s2c.desc(i).length).collect();
+    assert_eq!(lens, [64, 0, 0, 64]);
+    assert_eq!(s.server.stats.snapshot().tx_bad_descriptors, 2);
+    // Still connected: bad descriptors are the client's loss, not a reason
+    // to hang up.
+    assert_eq!(s.status.state(), LinkState::Up);
+    cache.flush();
+    drop(s.halves);
+    assert_eq!(pool.free_count(), pool.capacity(), "buffers leaked");
+}
+
+#[test]
+fn garbage_ring_index_ends_the_connection() {
+    let mut s = setup(|_| {});
+    let mut c = Client::connect(&s.dir.sock());
+    c.handshake(Layout::default(), &unique("mfd"));
+    let pool = pool();
+    let mut cache = pool.cache(64);
+    c.ring(0).set_head(300); // 300 published on a 256-entry ring
+    assert!(rx_some(&mut s.halves[0].0, &mut cache, 1).is_empty());
+    assert_eq!(
+        c.recv(Duration::from_secs(5)),
+        Reply::Disconnect("broken ring indices".into())
+    );
+    assert!(wait_until(Duration::from_secs(2), || s.status.state()
+        == LinkState::Down));
+    let n = s.server.stats.snapshot();
+    assert_eq!((n.bad_rings > 0, n.disconnects), (true, 1));
+    assert_eq!(c.ring(0).tail(), 0, "nothing was consumed");
+}
+
+fn readable(fd: std::os::fd::RawFd) -> bool {
+    sluice_io::sys::wait_readable(&[fd], Duration::ZERO).unwrap()
+}
+
+#[test]
+fn interrupt_mode_masks_while_busy_and_asks_for_a_kick_when_dry() {
+    let mut s = setup(|c| c.rx_mode = RxMode::Interrupt);
+    let mut c = Client::connect(&s.dir.sock());
+    c.handshake(Layout::default(), &unique("mfd"));
+    let pool = pool();
+    let mut cache = pool.cache(64);
+    let mut frame = Frame::new();
+    let rx = &mut s.halves[0].0;
+    assert_eq!(rx.rx_burst(&mut cache, &mut frame, 256), InputState::Idle);
+    let fd = rx.wait_fd().expect("an eventfd to sleep on");
+    assert_eq!(
+        c.ring(0).flags() & proto::RING_FLAG_MASK_INT,
+        0,
+        "dry: unmasked"
+    );
+    assert!(!readable(fd));
+    // The client sees the ring unmasked and kicks: a sleeping worker wakes.
+    assert!(c.send_packets(0, &[udp_frame(1, 64)]));
+    assert!(readable(fd));
+    assert_eq!(
+        rx.rx_burst(&mut cache, &mut frame, 256),
+        InputState::Busy(1)
+    );
+    assert_ne!(
+        c.ring(0).flags() & proto::RING_FLAG_MASK_INT,
+        0,
+        "busy: masked"
+    );
+    cache.free_all(&mut frame);
+    // Dry again: unmasked, and the old kick cleared so the worker can sleep.
+    assert_eq!(rx.rx_burst(&mut cache, &mut frame, 256), InputState::Idle);
+    assert_eq!(c.ring(0).flags() & proto::RING_FLAG_MASK_INT, 0);
+    assert!(!readable(fd));
+
+    // Transmit kicks the client unless it masked its ring.
+    let kick = c.eventfds[1].as_raw_fd();
+    c.post_buffers(0);
+    assert_eq!(
+        tx_all(&mut s.halves[0].1, &mut cache, &[udp_frame(2, 64)]),
+        0
+    );
+    assert!(readable(kick));
+    sluice_io::sys::unix::eventfd_drain(c.eventfds[1].as_fd()).unwrap();
+    c.ring(1).set_flags(proto::RING_FLAG_MASK_INT);
+    assert_eq!(
+        tx_all(&mut s.halves[0].1, &mut cache, &[udp_frame(3, 64)]),
+        0
+    );
+    assert!(!readable(kick));
+    assert_eq!(c.take_packets(0), vec![udp_frame(2, 64), udp_frame(3, 64)]);
+}
+
+#[test]
+fn polling_mode_masks_interrupts_and_offers_no_fd() {
+    let mut s = setup(|_| {});
+    let mut c = Client::connect(&s.dir.sock());
+    c.handshake(Layout::default(), &unique("mfd"));
+    let pool = pool();
+    let mut cache = pool.cache(64);
+    let mut frame = Frame::new();
+    let rx = &mut s.halves[0].0;
+    rx.rx_burst(&mut cache, &mut frame, 256);
+    assert!(rx.is_connected());
+    assert_ne!(c.ring(0).flags() & proto::RING_FLAG_MASK_INT, 0);
+    assert_eq!(rx.wait_fd(), None);
+}
+
+mod hostile {
+    use super::*;
+    use proptest::prelude::*;
+
+    fn desc() -> impl Strategy<Value = MemifDesc> {
+        (0u16..4, 0u16..3, any::<u32>(), any::<u32>(), 0u32..3000).prop_map(
+            |(flags, region, offset, big, length)| MemifDesc {
+                flags: flags & proto::DESC_FLAG_NEXT,
+                region,
+                // Mostly near the region, sometimes anywhere.
+                offset: if big % 4 == 0 {
+                    big
+                } else {
+                    offset % (1 << 20)
+                },
+                length: if big % 7 == 0 { big } else { length },
+                metadata: 0,
+            },
+        )
+    }
+
+    proptest! {
+        #![proptest_config(ProptestConfig::with_cases(32))]
+
+        /// Whatever a client writes in its rings (descriptors anywhere,
+        /// indices anywhere), Sluice neither crashes nor leaks a buffer,
+        /// and hands back no more than was published.
+        #[test]
+        fn random_rings_cannot_hurt_the_server(
+            rx_descs in proptest::collection::vec(desc(), 1..64),
+            tx_descs in proptest::collection::vec(desc(), 1..64),
+            head_skew in prop_oneof![Just(0u16), any::<u16>()],
+            frames in proptest::collection::vec(20usize..6000, 1..20),
+        ) {
+            let mut s = setup(|_| {});
+            let mut c = Client::connect(&s.dir.sock());
+            c.handshake(Layout::default(), &unique("mfd"));
+            let pool = pool();
+            let mut cache = pool.cache(64);
+            let (c2s, s2c) = (c.ring(0), c.ring(1));
+            for (i, d) in rx_descs.iter().enumerate() {
+                c2s.set_desc(i as u16, *d);
+            }
+            c2s.set_head((rx_descs.len() as u16).wrapping_add(head_skew));
+            for (i, d) in tx_descs.iter().enumerate() {
+                s2c.set_desc(i as u16, *d);
+            }
+            s2c.set_head((tx_descs.len() as u16).wrapping_add(head_skew));
+            let mut frame = Frame::new();
+            let (rx, tx) = &mut s.halves[0];
+            // Published: the head, unless it is more than a ring ahead
+            // (garbage, so nothing may be read).
+            let head = c2s.head();
+            let published = if head > 256 { 0 } else { head as usize };
+            let mut received = 0;
+            for _ in 0..4 {
+                rx.rx_burst(&mut cache, &mut frame, 256);
+                received += frame.len();
+                cache.free_all(&mut frame);
+                let packets: Vec<Vec<u8>> =
+                    frames.iter().map(|&n| udp_frame(n as u32, n.max(60))).collect();
+                tx_all(tx, &mut cache, &packets);
+            }
+            prop_assert!(received <= published, "{} received of {} published", received, published);
+            prop_assert!(c2s.tail() as usize <= published, "tail past what was published");
+            cache.flush();
+            drop(s.halves);
+            prop_assert_eq!(pool.free_count(), pool.capacity());
+        }
+    }
 }

@@ -131,15 +131,17 @@ enum Step {
     Connected,
 }
 
-/// The client of the moment.
+/// The client of the moment. Fields drop in order: the client's
+/// descriptors close before its socket, so a client that sees the socket
+/// close knows Sluice holds nothing of its anymore.
 #[derive(Debug)]
 struct Peer {
-    fd: OwnedFd,
     since: Instant,
     step: Step,
     regions: Vec<(OwnedFd, u64)>,
     c2s: Vec<PendingRing>,
     s2c: Vec<PendingRing>,
+    fd: OwnedFd,
 }
 
 /// A memif interface in the server role: the listening socket and the
@@ -289,8 +291,8 @@ impl MemifServer {
                 Ok(None) | Err(_) => return,
             };
             if self.peer.is_some() {
-                let _ = send(&fd, &Message::disconnect(0, &Refusal::Busy.to_string()));
                 self.count_refusal(&Refusal::Busy);
+                let _ = send(&fd, &Message::disconnect(0, &Refusal::Busy.to_string()));
                 continue;
             }
             let hello = Message::Hello(Hello {
@@ -484,9 +486,8 @@ impl MemifServer {
         let Some(peer) = self.peer.take() else {
             return;
         };
-        if tell {
-            let _ = send(&peer.fd, &Message::disconnect(0, &why.to_string()));
-        }
+        // Counted before the client hears of it, so that what it sees
+        // next is already in the counters.
         if peer.step == Step::Connected {
             for s in self.rx_slots.iter().chain(&self.tx_slots) {
                 s.publish(None);
@@ -497,7 +498,10 @@ impl MemifServer {
         } else {
             self.count_refusal(&why);
         }
-        // `peer` drops here: its socket and every descriptor it sent close.
+        if tell {
+            let _ = send(&peer.fd, &Message::disconnect(0, &why.to_string()));
+        }
+        // `peer` drops here: every descriptor it sent, then its socket.
     }
 
     fn count_refusal(&self, why: &Refusal) {
