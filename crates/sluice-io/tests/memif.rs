@@ -51,16 +51,39 @@ fn testpmd_cpu() -> usize {
     std::thread::available_parallelism().map_or(1, |n| n.get()) - 1
 }
 
-/// Starts `dpdk-testpmd` as a memif client of `sock` in `mode`
+/// A running `dpdk-testpmd`, killed by its PID on drop, and its runtime
+/// directory removed.
+struct Testpmd {
+    child: Option<ChildGuard>,
+    prefix: String,
+}
+
+impl Testpmd {
+    /// Stops testpmd as Ctrl-C would (by its PID: with `--stats-period`
+    /// it does not read stdin) and returns its output.
+    fn stop(mut self) -> std::process::Output {
+        let tp = self.child.take().expect("running");
+        let pid = tp.0.id().to_string();
+        sluice_testnet::run(&["kill", "-INT", &pid]);
+        tp.wait_timeout(Duration::from_secs(10))
+            .expect("testpmd exits on SIGINT")
+    }
+}
+
+impl Drop for Testpmd {
+    fn drop(&mut self) {
+        drop(self.child.take());
+        let _ = std::fs::remove_dir_all(format!("/var/run/dpdk/{}", self.prefix));
+    }
+}
+
+/// Starts `dpdk-testpmd` as a memif client of `vdev_socket` (the
+/// `socket=...,socket-abstract=...` part of its vdev) in `mode`
 /// (`txonly`, `rxonly`, `io`), with its statistics printed every second.
-/// Its stdin is kept open: testpmd exits when it reads end of file.
-fn testpmd(sock: &Path, mode: &str, extra: &[&str]) -> ChildGuard {
+fn testpmd_on(vdev_socket: &str, mode: &str, extra: &[&str]) -> Testpmd {
     let cpu = testpmd_cpu();
     let prefix = unique("tp");
-    let vdev = format!(
-        "net_memif0,role=client,id=0,socket={},socket-abstract=no",
-        sock.display()
-    );
+    let vdev = format!("net_memif0,role=client,id=0,{vdev_socket}");
     let mut cmd = Command::new("dpdk-testpmd");
     cmd.args([
         "--no-pci",
@@ -77,10 +100,22 @@ fn testpmd(sock: &Path, mode: &str, extra: &[&str]) -> ChildGuard {
         "-a",
     ])
     .args(extra)
-    .stdin(Stdio::piped())
+    .stdin(Stdio::null())
     .stdout(Stdio::piped())
     .stderr(Stdio::piped());
-    ChildGuard(cmd.spawn().expect("spawn dpdk-testpmd"))
+    Testpmd {
+        child: Some(ChildGuard(cmd.spawn().expect("spawn dpdk-testpmd"))),
+        prefix,
+    }
+}
+
+/// testpmd as a client of socket file `sock`.
+fn testpmd(sock: &Path, mode: &str, extra: &[&str]) -> Testpmd {
+    testpmd_on(
+        &format!("socket={},socket-abstract=no", sock.display()),
+        mode,
+        extra,
+    )
 }
 
 /// Runs the server until `done` says so or `timeout` passes; whether
@@ -144,15 +179,6 @@ fn udp_frame(seq: u32, len: usize) -> Vec<u8> {
     f[38..40].copy_from_slice(&(ip_len - 20).to_be_bytes());
     f[42..46].copy_from_slice(&seq.to_be_bytes());
     f
-}
-
-/// Stops testpmd as Ctrl-C would (by its PID: with `--stats-period` it
-/// does not read stdin) and returns its output.
-fn stop(tp: ChildGuard) -> std::process::Output {
-    let pid = tp.0.id().to_string();
-    sluice_testnet::run(&["kill", "-INT", &pid]);
-    tp.wait_timeout(Duration::from_secs(10))
-        .expect("testpmd exits on SIGINT")
 }
 
 /// testpmd's last "RX-packets:" figure of its port statistics (the line
@@ -251,7 +277,7 @@ fn sluice_server_reaches_testpmd_rxonly_client() {
     assert!(ok, "sent only {sent}");
     // testpmd prints its port statistics every second.
     std::thread::sleep(Duration::from_millis(2500));
-    let out = stop(tp);
+    let out = tp.stop();
     let text = String::from_utf8_lossy(&out.stdout);
     let rx = testpmd_rx_packets(&text).expect("testpmd printed its statistics");
     assert_eq!(rx, N, "testpmd received what Sluice sent");
@@ -259,6 +285,140 @@ fn sluice_server_reaches_testpmd_rxonly_client() {
     drop(halves);
     drop(server);
     assert_eq!(pool.free_count(), pool.capacity(), "buffers leaked");
+}
+
+/// Connects a testpmd and returns when the interface is up.
+fn connected(server: &mut MemifServer, status: &LinkStatus) {
+    assert!(
+        drive(server, Duration::from_secs(30), |s| s.is_connected()),
+        "testpmd did not connect: {}",
+        server.stats().last_reason()
+    );
+    assert_eq!(status.state(), LinkState::Up);
+}
+
+#[test]
+fn testpmd_io_forward_returns_what_sluice_sends() {
+    if !require("dpdk-testpmd") {
+        return;
+    }
+    let dir = TempDir::new();
+    let status = LinkStatus::new();
+    let (mut server, mut halves) =
+        memif::listen(&MemifConfig::new("memif0", dir.sock()), &status).expect("listen");
+    let _tp = testpmd(&dir.sock(), "io", &["--port-topology=loop"]);
+    connected(&mut server, &status);
+    let pool = pool();
+    let mut cache = pool.cache(64);
+    let (rx, tx) = &mut halves[0];
+    // Sizes from the smallest frame to a full Ethernet one, each numbered.
+    const N: u32 = 5000;
+    let sizes = [60usize, 64, 128, 594, 1024, 1514];
+    let expect = |seq: u32| udp_frame(seq, sizes[seq as usize % sizes.len()]);
+    let mut next = 0u32;
+    let mut back = vec![false; N as usize];
+    let mut got = 0;
+    let mut frame = Frame::new();
+    let mut wrong = 0;
+    drive(&mut server, Duration::from_secs(20), |_| {
+        for _ in 0..32 {
+            // Keep at most 256 in flight: the rings hold 1024 each way.
+            while next < N && next as usize - got < 256 && frame.len() < 32 {
+                frame.push(cache.alloc_from(&expect(next)).unwrap());
+                next += 1;
+            }
+            // Frames that found no posted buffer (the last ones: each
+            // takes one slot) are made again next time.
+            let unsent = tx.tx_burst(&mut cache, &mut frame);
+            next -= unsent as u32;
+            let mut rframe = Frame::new();
+            rx.rx_burst(&mut cache, &mut rframe, 256);
+            for p in rframe.iter() {
+                let d = p.data();
+                let seq = u32::from_be_bytes(d[42..46].try_into().unwrap());
+                if seq < N && d == expect(seq).as_slice() && !back[seq as usize] {
+                    back[seq as usize] = true;
+                    got += 1;
+                } else {
+                    wrong += 1;
+                }
+            }
+            cache.free_all(&mut rframe);
+        }
+        got as u32 >= N
+    });
+    assert_eq!(wrong, 0, "frames came back changed or twice");
+    assert_eq!(got as u32, N, "every frame came back");
+    cache.flush();
+    drop(halves);
+    drop(server);
+    assert_eq!(pool.free_count(), pool.capacity(), "buffers leaked");
+}
+
+#[test]
+fn testpmd_killed_and_restarted_is_served_again() {
+    if !require("dpdk-testpmd") {
+        return;
+    }
+    let dir = TempDir::new();
+    let status = LinkStatus::new();
+    let (mut server, mut halves) =
+        memif::listen(&MemifConfig::new("memif0", dir.sock()), &status).expect("listen");
+    let pool = pool();
+    let mut cache = pool.cache(64);
+    for round in 0..2 {
+        let tp = testpmd(&dir.sock(), "txonly", &[]);
+        connected(&mut server, &status);
+        let got = receive(
+            &mut server,
+            &mut halves[0].0,
+            &mut cache,
+            1000,
+            Duration::from_secs(20),
+            |_| {},
+        );
+        assert!(got >= 1000, "round {round}: received {got}");
+        // SIGKILL: no DISCONNECT, the socket just closes.
+        drop(tp);
+        assert!(
+            drive(&mut server, Duration::from_secs(10), |s| !s.is_connected()),
+            "round {round}: the dead client is noticed"
+        );
+        assert_eq!(status.state(), LinkState::Down);
+    }
+    let n = server.stats().snapshot();
+    assert_eq!((n.connects, n.disconnects), (2, 2));
+    cache.flush();
+    drop(halves);
+    drop(server);
+    assert_eq!(pool.free_count(), pool.capacity(), "buffers leaked");
+}
+
+#[test]
+fn testpmd_finds_sluice_on_an_abstract_socket() {
+    if !require("dpdk-testpmd") {
+        return;
+    }
+    let name = format!("sluice-test/{}", unique("abs"));
+    let mut config = MemifConfig::new("memif0", "unused");
+    config.socket = memif::MemifSocket::Abstract(name.clone());
+    let status = LinkStatus::new();
+    let (mut server, mut halves) = memif::listen(&config, &status).expect("listen");
+    // DPDK's default: socket-abstract=yes.
+    let _tp = testpmd_on(&format!("socket={name}"), "txonly", &[]);
+    connected(&mut server, &status);
+    let pool = pool();
+    let mut cache = pool.cache(64);
+    let got = receive(
+        &mut server,
+        &mut halves[0].0,
+        &mut cache,
+        1000,
+        Duration::from_secs(20),
+        |_| {},
+    );
+    assert!(got >= 1000, "received {got}");
+    cache.flush();
 }
 
 // ---------------------------------------------------------------------

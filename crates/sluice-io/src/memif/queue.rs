@@ -436,7 +436,7 @@ impl Driver for MemifTx {
         if slot != a.cursor {
             a.cursor = slot;
             ring.set_tail(slot);
-            if ring.flags() & RING_FLAG_MASK_INT == 0 {
+            if ring.flags_after_publish() & RING_FLAG_MASK_INT == 0 {
                 let _ = eventfd_kick(ring.eventfd());
             }
         }

@@ -53,7 +53,7 @@ pub(crate) enum RingError {
     NoRegion(u16),
     #[error("ring runs past the end of its region")]
     OutOfRegion,
-    #[error("ring is not aligned to 64 bytes")]
+    #[error("ring is not aligned to 4 bytes")]
     Misaligned,
     #[error("ring has a wrong cookie")]
     Cookie,
@@ -80,7 +80,9 @@ impl Ring {
         if end > r.len() {
             return Err(RingError::OutOfRegion);
         }
-        if !base.is_multiple_of(64) {
+        // What the atomics need. Not 64: with 2-descriptor rings (DPDK's
+        // rsize=1) a ring is 160 bytes, and the next one starts off a line.
+        if !base.is_multiple_of(4) {
             return Err(RingError::Misaligned);
         }
         let cookie = r
@@ -141,9 +143,18 @@ impl Ring {
         }
     }
 
+    /// The ring's flags, read after a full fence: it orders a `tail`
+    /// just published before this read, so that a consumer that unmasks
+    /// and then looks at `tail` either sees the packets or gets a kick.
+    #[inline(always)]
+    pub(crate) fn flags_after_publish(&self) -> u16 {
+        std::sync::atomic::fence(Ordering::SeqCst);
+        self.flags()
+    }
+
     /// The ring's flags.
     #[inline(always)]
-    pub(crate) fn flags(&self) -> u16 {
+    fn flags(&self) -> u16 {
         self.mem()
             .u16_at(self.base + layout::FLAGS)
             .map_or(0, |f| f.load(Ordering::Relaxed))

@@ -54,6 +54,10 @@ unsafe impl Sync for SharedRegion {}
 impl SharedRegion {
     /// Maps the first `len` bytes of `fd`, readable and writable, shared.
     /// The caller has checked that the file is at least `len` long.
+    ///
+    /// Not populated: the pages belong to the peer's file, and faulting
+    /// them all in up front would let a peer that announces a large,
+    /// sparse region make Sluice allocate it.
     pub fn map(fd: BorrowedFd<'_>, len: usize) -> io::Result<SharedRegion> {
         if len == 0 {
             return Err(io::Error::other("empty region"));
@@ -64,7 +68,7 @@ impl SharedRegion {
                 std::ptr::null_mut(),
                 len,
                 libc::PROT_READ | libc::PROT_WRITE,
-                libc::MAP_SHARED | libc::MAP_POPULATE,
+                libc::MAP_SHARED,
                 fd.as_raw_fd(),
                 0,
             )

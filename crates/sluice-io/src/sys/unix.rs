@@ -19,9 +19,10 @@ use super::{cvt, cvt_size};
 pub enum UnixAddr<'a> {
     /// A file in the filesystem.
     Path(&'a Path),
-    /// A name in the abstract namespace (no file; Linux only). Spelled as
-    /// DPDK spells it: the name NUL-padded to the full `sun_path`, so that
-    /// `socket-abstract=yes` peers meet it.
+    /// A name in the abstract namespace (no file; Linux only). The
+    /// address is as long as the name, no NUL padding, as DPDK's
+    /// `socket-abstract=yes` spells it (an abstract name's length is part
+    /// of it).
     Abstract(&'a [u8]),
 }
 
@@ -47,7 +48,11 @@ impl UnixAddr<'_> {
         for (d, s) in sa.sun_path[start..].iter_mut().zip(bytes) {
             *d = *s as libc::c_char;
         }
-        Ok((sa, size_of::<libc::sockaddr_un>() as libc::socklen_t))
+        let len = match self {
+            UnixAddr::Path(_) => size_of::<libc::sockaddr_un>(),
+            UnixAddr::Abstract(_) => size_of::<libc::sa_family_t>() + 1 + bytes.len(),
+        };
+        Ok((sa, len as libc::socklen_t))
     }
 }
 
