@@ -45,10 +45,13 @@ impl Drop for TempDir {
     }
 }
 
-/// The CPU testpmd runs on: the last one, away from the test thread if
-/// there are two.
+/// The CPU testpmd runs on: the machine's last one (not this thread's
+/// last allowed one: a measurement pins this thread with `taskset`).
 fn testpmd_cpu() -> usize {
-    std::thread::available_parallelism().map_or(1, |n| n.get()) - 1
+    std::fs::read_to_string("/sys/devices/system/cpu/online")
+        .ok()
+        .and_then(|s| s.trim().rsplit(['-', ',']).next()?.parse().ok())
+        .unwrap_or(0)
 }
 
 /// A running `dpdk-testpmd`, killed by its PID on drop, and its runtime
@@ -1252,4 +1255,127 @@ mod hostile {
             prop_assert_eq!(pool.free_count(), pool.capacity());
         }
     }
+}
+
+/// A measurement, not a check (run it by hand, in release, with this
+/// thread on its own CPU):
+/// `taskset -c 0 cargo test --release -p sluice-io --test memif measure -- --ignored --nocapture`.
+///
+/// Sluice cross-connects two memif servers in this thread; one testpmd
+/// on the last CPU is the client of both, forwarding in `io` mode, primed
+/// with one burst per port, so that packets circle testpmd → Sluice →
+/// testpmd. Prints the packets Sluice forwarded per second and the time
+/// per packet.
+#[test]
+#[ignore = "a measurement: run by hand in release"]
+fn measure_cross_connect_with_testpmd() {
+    if !require("dpdk-testpmd") {
+        return;
+    }
+    let dir = TempDir::new();
+    let (sa, sb) = (dir.0.join("a.sock"), dir.0.join("b.sock"));
+    let (st_a, st_b) = (LinkStatus::new(), LinkStatus::new());
+    let (mut srv_a, mut ha) = memif::listen(&MemifConfig::new("a", &sa), &st_a).unwrap();
+    let (mut srv_b, mut hb) = memif::listen(&MemifConfig::new("b", &sb), &st_b).unwrap();
+    let cpu = testpmd_cpu();
+    let prefix = unique("tpm");
+    let burst = std::env::var("BURST").unwrap_or_else(|_| "64".into());
+    let mut cmd = Command::new("dpdk-testpmd");
+    cmd.args([
+        "--no-pci",
+        "--no-huge",
+        "-m",
+        "512",
+        &format!("--file-prefix={prefix}"),
+        &format!("--lcores=0@{cpu},1@{cpu}"),
+        &format!(
+            "--vdev=net_memif0,role=client,id=0,socket={},socket-abstract=no",
+            sa.display()
+        ),
+        &format!(
+            "--vdev=net_memif1,role=client,id=0,socket={},socket-abstract=no",
+            sb.display()
+        ),
+        "--",
+        "--total-num-mbufs=32768",
+        "--forward-mode=io",
+        &format!("--burst={burst}"),
+        "--tx-first",
+        "--stats-period=1",
+        "-a",
+    ])
+    .stdin(Stdio::null())
+    .stdout(Stdio::piped())
+    .stderr(Stdio::null());
+    let tp = Testpmd {
+        child: Some(ChildGuard(cmd.spawn().unwrap())),
+        prefix,
+    };
+    let end = Instant::now() + Duration::from_secs(30);
+    while !(srv_a.is_connected() && srv_b.is_connected()) && Instant::now() < end {
+        srv_a.poll(Duration::from_millis(1));
+        srv_b.poll(Duration::from_millis(1));
+    }
+    assert!(srv_a.is_connected() && srv_b.is_connected());
+    let pool = pool();
+    let mut cache = pool.cache(256);
+    let (rx_a, tx_a) = &mut ha[0];
+    let (rx_b, tx_b) = &mut hb[0];
+    let mut frame = Frame::new();
+    let mut forwarded = 0u64;
+    let mut dropped;
+    // Warm up, then measure.
+    for (phase, secs) in [("warm-up", 2u64), ("measured", 5)] {
+        forwarded = 0;
+        dropped = 0;
+        let start = Instant::now();
+        let mut turns = 0u32;
+        while start.elapsed() < Duration::from_secs(secs) {
+            for _ in 0..1024 {
+                if let InputState::Busy(n) = rx_a.rx_burst(&mut cache, &mut frame, 256) {
+                    forwarded += n as u64;
+                    dropped += tx_b.tx_burst(&mut cache, &mut frame) as u64;
+                }
+                if let InputState::Busy(n) = rx_b.rx_burst(&mut cache, &mut frame, 256) {
+                    forwarded += n as u64;
+                    dropped += tx_a.tx_burst(&mut cache, &mut frame) as u64;
+                }
+            }
+            turns += 1;
+            if turns.is_multiple_of(64) {
+                srv_a.poll(Duration::ZERO);
+                srv_b.poll(Duration::ZERO);
+            }
+        }
+        let t = start.elapsed().as_secs_f64();
+        let mhz: f64 = std::fs::read_to_string("/proc/cpuinfo")
+            .unwrap()
+            .lines()
+            .find_map(|l| {
+                l.strip_prefix("cpu MHz")?
+                    .split(':')
+                    .nth(1)?
+                    .trim()
+                    .parse()
+                    .ok()
+            })
+            .unwrap_or(0.0);
+        eprintln!(
+            "{phase}: burst {burst}: {:.2} Mpps forwarded by Sluice ({} in {t:.1} s, {dropped} dropped), \
+             {:.1} ns/packet, ~{:.0} cycles/packet at {mhz:.0} MHz",
+            forwarded as f64 / t / 1e6,
+            forwarded,
+            t * 1e9 / forwarded.max(1) as f64,
+            t * mhz * 1e6 / forwarded.max(1) as f64,
+        );
+    }
+    let out = tp.stop();
+    let text = String::from_utf8_lossy(&out.stdout);
+    let pps: Vec<&str> = text.lines().filter(|l| l.contains("Rx-pps")).collect();
+    eprintln!(
+        "testpmd's last per-port rates: {:?}",
+        &pps[pps.len().saturating_sub(2)..]
+    );
+    assert!(forwarded > 0);
+    cache.flush();
 }

@@ -202,3 +202,54 @@ impl Ring {
         self.eventfd.as_fd()
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use std::os::fd::AsFd;
+
+    use super::*;
+    use crate::sys::unix::{eventfd, sealed_memfd};
+
+    fn region(len: usize) -> (OwnedFd, SharedRegion) {
+        let fd = sealed_memfd("ring-test", len as u64).unwrap();
+        let mem = SharedRegion::map(fd.as_fd(), len).unwrap();
+        (fd, mem)
+    }
+
+    #[test]
+    fn locate_keeps_every_buffer_inside_its_region() {
+        let (_fd, mem) = region(4096);
+        let regions = Regions(vec![mem]);
+        assert!(regions.locate(0, 0, 4096).is_some());
+        assert!(regions.locate(0, 4000, 96).is_some());
+        assert!(
+            regions.locate(0, 4000, 97).is_none(),
+            "one byte past the end"
+        );
+        assert!(regions.locate(0, 0, 0).is_none(), "empty buffer");
+        assert!(regions.locate(1, 0, 1).is_none(), "no such region");
+        assert!(
+            regions.locate(0, u32::MAX, u32::MAX).is_none(),
+            "offset + length overflows 32 bits"
+        );
+    }
+
+    #[test]
+    fn rings_are_refused_outside_misaligned_or_without_cookie() {
+        let (_fd, mem) = region(4096);
+        mem.u32_at(0)
+            .unwrap()
+            .store(proto::COOKIE, Ordering::Relaxed);
+        let regions = Arc::new(Regions(vec![mem]));
+        let ring = |region, offset, log2| {
+            Ring::new(regions.clone(), region, offset, log2, eventfd().unwrap()).map(|_| ())
+        };
+        // 128 + 16 * 2^8 = 4224 bytes: one more than the region.
+        assert_eq!(ring(0, 0, 8), Err(RingError::OutOfRegion));
+        assert_eq!(ring(0, u32::MAX, 1), Err(RingError::OutOfRegion));
+        assert_eq!(ring(1, 0, 1), Err(RingError::NoRegion(1)));
+        assert_eq!(ring(0, 2, 1), Err(RingError::Misaligned));
+        assert_eq!(ring(0, 256, 1), Err(RingError::Cookie));
+        assert_eq!(ring(0, 0, 7), Ok(()));
+    }
+}
