@@ -1404,3 +1404,43 @@ fn measure_cross_connect_with_testpmd() {
     assert!(forwarded > 0);
     cache.flush();
 }
+
+/// A measurement, not a check, like the one above: testpmd `txonly` (64 B
+/// UDP) on the last CPU into one Sluice memif server that receives and
+/// frees in this thread. Prints Sluice's receive rate.
+#[test]
+#[ignore = "a measurement: run by hand in release"]
+fn measure_receive_from_testpmd_txonly() {
+    if !require("dpdk-testpmd") {
+        return;
+    }
+    let dir = TempDir::new();
+    let status = LinkStatus::new();
+    let (mut server, mut halves) =
+        memif::listen(&MemifConfig::new("memif0", dir.sock()), &status).unwrap();
+    let _tp = testpmd(&dir.sock(), "txonly", &[]);
+    connected(&mut server, &status);
+    let pool = pool();
+    let mut cache = pool.cache(256);
+    let rx = &mut halves[0].0;
+    let mut frame = Frame::new();
+    for (phase, secs) in [("warm-up", 1u64), ("measured", 5)] {
+        let mut got = 0u64;
+        let start = Instant::now();
+        while start.elapsed() < Duration::from_secs(secs) {
+            for _ in 0..1024 {
+                if let InputState::Busy(n) = rx.rx_burst(&mut cache, &mut frame, 256) {
+                    got += n as u64;
+                    cache.free_all(&mut frame);
+                }
+            }
+        }
+        let t = start.elapsed().as_secs_f64();
+        eprintln!(
+            "{phase}: {:.2} Mpps received ({got} in {t:.1} s), {:.1} ns/packet",
+            got as f64 / t / 1e6,
+            t * 1e9 / got.max(1) as f64
+        );
+    }
+    cache.flush();
+}
