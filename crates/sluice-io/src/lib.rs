@@ -13,6 +13,8 @@
 //! - [`pcap`]: replay a capture file in, write one out (Wireshark and tshark
 //!   open it);
 //! - [`sink`]: a null interface that reads what it checks and frees;
+//! - [`memif`]: another process (a container, DPDK, VPP) through memif
+//!   shared-memory rings, Sluice as the server;
 //! - [`tap`]: the Linux host stack or a container's namespace, through a
 //!   TAP device with offloads.
 //!
@@ -31,6 +33,7 @@ pub mod af_packet;
 #[allow(unsafe_code)] // reclaims buffers the kernel hands back
 pub mod af_xdp;
 mod driver;
+pub mod memif;
 pub mod offload;
 pub mod pcap;
 pub mod pg;

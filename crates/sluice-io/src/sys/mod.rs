@@ -8,9 +8,11 @@
 
 pub mod bpf;
 pub mod link;
+pub mod memif;
 pub mod mmap;
 pub mod netns;
 pub mod tun;
+pub mod unix;
 pub mod xdp;
 
 use std::io;
