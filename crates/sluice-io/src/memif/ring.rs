@@ -212,7 +212,7 @@ mod tests {
 
     fn region(len: usize) -> (OwnedFd, SharedRegion) {
         let fd = sealed_memfd("ring-test", len as u64).unwrap();
-        let mem = SharedRegion::map(fd.as_fd(), len).unwrap();
+        let mem = SharedRegion::peer(fd.as_fd(), len).unwrap();
         (fd, mem)
     }
 

@@ -427,7 +427,7 @@ impl MemifServer {
                 index: i as u16,
                 why: "too large".into(),
             })?;
-            let r = SharedRegion::map(fd.as_fd(), len).map_err(|e| Refusal::Region {
+            let r = SharedRegion::peer(fd.as_fd(), len).map_err(|e| Refusal::Region {
                 index: i as u16,
                 why: format!("cannot map: {e}"),
             })?;

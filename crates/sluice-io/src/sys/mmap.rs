@@ -11,7 +11,7 @@
 use std::io;
 use std::os::fd::{AsRawFd, BorrowedFd};
 use std::ptr::NonNull;
-use std::sync::atomic::{AtomicU32, AtomicU64};
+use std::sync::atomic::{AtomicU16, AtomicU32, AtomicU64};
 
 use super::Pod;
 
@@ -29,10 +29,28 @@ unsafe impl Send for Mapping {}
 unsafe impl Sync for Mapping {}
 
 impl Mapping {
-    /// Maps `len` bytes of `fd` at `offset`, shared and populated.
+    /// Maps `len` bytes of `fd` at `offset`, shared and populated (a
+    /// socket's rings: small, and touched at once).
     pub fn shared(fd: BorrowedFd<'_>, len: usize, offset: u64) -> io::Result<Mapping> {
+        Mapping::with_flags(fd, len, offset, libc::MAP_POPULATE)
+    }
+
+    /// Maps the first `len` bytes of a peer's memory file (a memif
+    /// region), shared but not populated: faulting a peer's pages in up
+    /// front would let a peer that announces a large, sparse region make
+    /// Sluice allocate it. The caller has checked the file is that long.
+    pub fn peer(fd: BorrowedFd<'_>, len: usize) -> io::Result<Mapping> {
+        Mapping::with_flags(fd, len, 0, 0)
+    }
+
+    fn with_flags(
+        fd: BorrowedFd<'_>,
+        len: usize,
+        offset: u64,
+        flags: libc::c_int,
+    ) -> io::Result<Mapping> {
         if len == 0 {
-            return Err(io::Error::other("empty ring mapping"));
+            return Err(io::Error::other("empty shared mapping"));
         }
         // SAFETY: a fresh mapping chosen by the kernel; it aliases nothing of ours.
         let p = unsafe {
@@ -40,7 +58,7 @@ impl Mapping {
                 std::ptr::null_mut(),
                 len,
                 libc::PROT_READ | libc::PROT_WRITE,
-                libc::MAP_SHARED | libc::MAP_POPULATE,
+                libc::MAP_SHARED | flags,
                 fd.as_raw_fd(),
                 offset as libc::off_t,
             )
@@ -62,6 +80,7 @@ impl Mapping {
         self.len == 0
     }
 
+    #[inline(always)]
     fn ptr(&self, off: usize, size: usize, align: usize) -> Option<*mut u8> {
         let end = off.checked_add(size)?;
         if end > self.len || !(self.base.as_ptr() as usize + off).is_multiple_of(align) {
@@ -71,7 +90,17 @@ impl Mapping {
         Some(unsafe { self.base.as_ptr().add(off) })
     }
 
+    /// The 16-bit word at `off`, as an atomic (memif head, tail, flags).
+    #[inline(always)]
+    pub fn u16_at(&self, off: usize) -> Option<&AtomicU16> {
+        let p = self.ptr(off, 2, 2)?;
+        // SAFETY: in bounds and aligned; the word lives as long as `self`,
+        // and shared memory is only ever touched atomically at this offset.
+        Some(unsafe { AtomicU16::from_ptr(p.cast()) })
+    }
+
     /// The 32-bit word at `off`, as an atomic (ring producer and consumer).
+    #[inline(always)]
     pub fn u32_at(&self, off: usize) -> Option<&AtomicU32> {
         let p = self.ptr(off, 4, 4)?;
         // SAFETY: in bounds and aligned; the word lives as long as `self`,
@@ -80,6 +109,7 @@ impl Mapping {
     }
 
     /// The 64-bit word at `off`, as an atomic (ring producer and consumer).
+    #[inline(always)]
     pub fn u64_at(&self, off: usize) -> Option<&AtomicU64> {
         let p = self.ptr(off, 8, 8)?;
         // SAFETY: as in `u32_at`.
@@ -87,6 +117,7 @@ impl Mapping {
     }
 
     /// Reads a plain-data value (a descriptor, a frame header) at `off`.
+    #[inline(always)]
     pub fn read<T: Pod>(&self, off: usize) -> Option<T> {
         let p = self.ptr(off, size_of::<T>(), 1)?;
         // SAFETY: in bounds; unaligned read of a type valid for any bits.
@@ -94,6 +125,7 @@ impl Mapping {
     }
 
     /// Writes a plain-data value at `off`. Returns false when out of bounds.
+    #[inline(always)]
     pub fn write<T: Pod>(&self, off: usize, value: T) -> bool {
         match self.ptr(off, size_of::<T>(), 1) {
             // SAFETY: in bounds; the slot belongs to us until published.
@@ -106,6 +138,7 @@ impl Mapping {
     }
 
     /// Copies `dst.len()` bytes at `off` out of the mapping.
+    #[inline(always)]
     pub fn copy_out(&self, off: usize, dst: &mut [u8]) -> bool {
         match self.ptr(off, dst.len(), 1) {
             // SAFETY: in bounds; `dst` is ours and cannot overlap the mapping.
@@ -118,6 +151,7 @@ impl Mapping {
     }
 
     /// Copies `src` into the mapping at `off`.
+    #[inline(always)]
     pub fn copy_in(&self, off: usize, src: &[u8]) -> bool {
         match self.ptr(off, src.len(), 1) {
             // SAFETY: in bounds; the slot belongs to us until published.

@@ -223,7 +223,7 @@ impl Client {
     pub fn build(&mut self, layout: Layout, name: &str) {
         let size = layout.region_size();
         let fd = unix::sealed_memfd(name, size as u64).unwrap();
-        let mem = SharedRegion::map(fd.as_fd(), size).unwrap();
+        let mem = SharedRegion::peer(fd.as_fd(), size).unwrap();
         for i in 0..layout.rings() {
             let base = layout.ring_offset(i);
             mem.u32_at(base + layout::COOKIE)
