@@ -12,6 +12,7 @@ use sluice_graph::{Graph, GraphBuilder, GraphStats, runtime};
 use sluice_io::Driver as IfDriver;
 use sluice_io::af_packet::{AfPacket, AfPacketConfig, AfPacketRx, AfPacketTx};
 use sluice_io::af_xdp::{self, AfXdpConfig, AfXdpRx, AfXdpTx};
+use sluice_io::memif::{self, MemifConfig, MemifRx, MemifServer, MemifSocket, MemifTx, RxMode};
 use sluice_io::pcap::{PcapCapture, PcapReplay};
 use sluice_io::pg::PacketGenerator;
 use sluice_io::sink::Sink;
@@ -63,6 +64,8 @@ enum Opened {
     AfPacket(Vec<Option<AfPacketRx>>, Option<AfPacketTx>),
     /// The two halves of the one TAP queue.
     Tap(Option<(TapRx, TapTx)>),
+    /// Queue pairs by queue number.
+    Memif(Vec<Option<(MemifRx, MemifTx)>>),
 }
 
 /// A worker's receive or transmit driver of a kernel interface.
@@ -87,6 +90,10 @@ impl Opened {
                 .take()
                 .map(|(r, t)| (vec![boxed(r)], vec![boxed(t)]))
                 .unwrap_or_default(),
+            Opened::Memif(slots) => share(slots, w, workers)
+                .into_iter()
+                .map(|(r, t)| (boxed(r), boxed(t)))
+                .unzip(),
         }
     }
 }
@@ -97,6 +104,42 @@ struct KernelPorts {
     opened: Vec<Option<Opened>>,
     links: Vec<Option<Arc<LinkStatus>>>,
     interfaces: Vec<Interface>,
+    /// memif control channels, served by the thread that runs the workers.
+    memif_servers: Vec<MemifServer>,
+}
+
+/// Listens for a memif client; its queue pairs wait for their workers.
+fn open_memif(
+    config: &Config,
+    name: &str,
+    m: &crate::config::Memif,
+    status: &Arc<LinkStatus>,
+) -> Result<(MemifServer, Vec<(MemifRx, MemifTx)>), DataplaneError> {
+    if (m.queues as usize) < config.workers {
+        return Err(DataplaneError::Queues(
+            name.to_string(),
+            format!(
+                "{} queue(s) for {} workers: every worker needs one (set `queues`)",
+                m.queues, config.workers
+            ),
+        ));
+    }
+    let mut cfg = match m.socket.strip_prefix("abstract:") {
+        Some(a) => MemifConfig {
+            socket: MemifSocket::Abstract(a.to_string()),
+            ..MemifConfig::new(name, "")
+        },
+        None => MemifConfig::new(name, &m.socket),
+    };
+    cfg.id = m.id;
+    cfg.secret = m.secret.clone();
+    cfg.queues = m.queues as u16;
+    cfg.rx_mode = if m.interrupt {
+        RxMode::Interrupt
+    } else {
+        RxMode::Polling
+    };
+    memif::listen(&cfg, status).map_err(|e| DataplaneError::Kernel(name.to_string(), e))
 }
 
 /// Opens the kernel interfaces of `config`: their queues, and what they
@@ -126,7 +169,16 @@ fn open_kernel(config: &Config, pool: &Pool) -> Result<KernelPorts, DataplaneErr
     let mut opened = Vec::new();
     let mut status = Vec::new();
     let mut ifs = config.interfaces.clone();
+    let mut memif_servers = Vec::new();
     for (k, i) in config.interfaces.iter().enumerate() {
+        if let Driver::Memif(m) = &i.driver {
+            let st = LinkStatus::new();
+            let (server, queues) = open_memif(config, &i.name, m, &st)?;
+            memif_servers.push(server);
+            opened.push(Some(Opened::Memif(queues.into_iter().map(Some).collect())));
+            status.push(Some(st));
+            continue;
+        }
         let Some(kernel) = i.driver.kernel() else {
             opened.push(None);
             // A BVI has no nodes of its own to follow a state.
@@ -207,6 +259,7 @@ fn open_kernel(config: &Config, pool: &Pool) -> Result<KernelPorts, DataplaneErr
         opened,
         links: status,
         interfaces: ifs,
+        memif_servers,
     })
 }
 
@@ -227,6 +280,7 @@ pub struct Dataplane {
     interfaces: Arc<Interfaces>,
     links: Vec<Option<Arc<LinkStatus>>>,
     fib: Arc<Fib>,
+    memif_servers: Vec<MemifServer>,
     if_stats: IfStats,
     graphs: Vec<Graph>,
     cores: Vec<usize>,
@@ -303,6 +357,7 @@ impl Dataplane {
             mut opened,
             links,
             interfaces: ifs,
+            memif_servers,
         } = open_kernel(config, &pool)?;
         let interfaces = Arc::new(crate::config::interface_table(&ifs));
         let router = router(config, &interfaces)?;
@@ -408,7 +463,7 @@ impl Dataplane {
                     }
                     // Its output is `l2-bvi-output`, one of the L2 nodes.
                     Driver::Bvi => {}
-                    Driver::AfXdp(_) | Driver::AfPacket(_) | Driver::Tap(_) => {
+                    Driver::AfXdp(_) | Driver::AfPacket(_) | Driver::Tap(_) | Driver::Memif(_) => {
                         let (rx, tx) = match opened[k].as_mut() {
                             Some(o) => o.take(w, config.workers),
                             None => (Vec::new(), Vec::new()),
@@ -441,6 +496,7 @@ impl Dataplane {
             interfaces,
             links,
             fib: router.fib.clone(),
+            memif_servers,
             if_stats,
             graphs,
             cores: config.cores.clone(),
@@ -476,6 +532,7 @@ impl Dataplane {
             interfaces,
             links,
             fib,
+            mut memif_servers,
             if_stats,
             graphs,
             cores,
@@ -499,7 +556,15 @@ impl Dataplane {
             if limit.is_some_and(|l| started.elapsed() >= l) {
                 stop.store(true, Ordering::Relaxed);
             }
-            std::thread::sleep(Duration::from_millis(5));
+            if memif_servers.is_empty() {
+                std::thread::sleep(Duration::from_millis(5));
+            } else {
+                // memif handshakes and reconnects; a client's messages are
+                // answered within a millisecond.
+                for s in &mut memif_servers {
+                    s.poll(Duration::from_millis(1));
+                }
+            }
         }
         let seconds = started.elapsed().as_secs_f64();
         let stats: Vec<Arc<GraphStats>> = workers.stats().to_vec();

@@ -116,6 +116,24 @@ pub enum Driver {
     AfPacket(Kernel),
     /// A TAP device Sluice creates (or attaches to).
     Tap(Kernel),
+    /// A memif interface Sluice serves (the peer connects).
+    Memif(Memif),
+}
+
+/// A memif interface in the server role.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Memif {
+    /// The socket: a file path, or `abstract:NAME`.
+    pub socket: String,
+    /// The interface id the client must ask for.
+    pub id: u32,
+    /// The secret the client must give, if any.
+    pub secret: Option<String>,
+    /// Queue pairs, spread over the workers.
+    pub queues: u32,
+    /// Ask the client for interrupts (eventfd kicks) when idle, so an idle
+    /// worker can sleep; else poll.
+    pub interrupt: bool,
 }
 
 /// Where a kernel-facing interface attaches.
@@ -147,6 +165,7 @@ impl Driver {
             Driver::AfXdp(_) => "af-xdp",
             Driver::AfPacket(_) => "af-packet",
             Driver::Tap(_) => "tap",
+            Driver::Memif(_) => "memif",
         }
     }
 
@@ -215,6 +234,10 @@ struct RawInterface {
     netns: Option<Spanned<String>>,
     queues: Option<Spanned<i64>>,
     ring_size: Option<Spanned<i64>>,
+    socket: Option<Spanned<String>>,
+    id: Option<Spanned<i64>>,
+    secret: Option<Spanned<String>>,
+    rx_mode: Option<Spanned<String>>,
 }
 
 #[derive(Deserialize)]
@@ -442,6 +465,66 @@ fn parse_size(v: &IntOrStr) -> Result<PacketSize, String> {
             Ok(PacketSize::Range(n(a)?, n(b)?))
         }
     }
+}
+
+/// A `memif` interface's socket, id, secret, queues and receive mode.
+fn memif(
+    c: &Checker<'_>,
+    r: &RawInterface,
+    key: &dyn Fn(&str) -> String,
+) -> Result<Memif, ConfigError> {
+    let socket = match &r.socket {
+        Some(s) if !s.get_ref().is_empty() && !s.get_ref().contains('\0') => s.get_ref().clone(),
+        Some(s) => {
+            return c.err(
+                s.span(),
+                key("socket"),
+                "not a socket path or abstract:NAME",
+            );
+        }
+        None => {
+            return c.err(
+                r.driver.span(),
+                key("socket"),
+                "a memif interface needs `socket`: a path, or abstract:NAME",
+            );
+        }
+    };
+    let secret = match &r.secret {
+        Some(s) if s.get_ref().len() > 24 => {
+            return c.err(
+                s.span(),
+                key("secret"),
+                "a memif secret is at most 24 bytes",
+            );
+        }
+        Some(s) => Some(s.get_ref().clone()),
+        None => None,
+    };
+    let interrupt = match r.rx_mode.as_ref().map(|m| (m, m.get_ref().as_str())) {
+        None | Some((_, "polling")) => false,
+        Some((_, "interrupt")) => true,
+        Some((m, other)) => {
+            return c.err(
+                m.span(),
+                key("rx-mode"),
+                format!("`{other}`: use \"polling\" or \"interrupt\""),
+            );
+        }
+    };
+    Ok(Memif {
+        socket,
+        id: match &r.id {
+            Some(v) => c.int(v, &key("id"), 0, i64::from(u32::MAX))?,
+            None => 0,
+        },
+        secret,
+        queues: match &r.queues {
+            Some(v) => c.int(v, &key("queues"), 1, 256)?,
+            None => 1,
+        },
+        interrupt,
+    })
 }
 
 /// The kernel side of an `af-xdp`, `af-packet` or `tap` interface.
@@ -672,6 +755,7 @@ impl Config {
                 "pcap-out" => Driver::PcapOut {
                     file: file("pcap-out")?,
                 },
+                "memif" => Driver::Memif(memif(&c, r, &key)?),
                 kind @ ("af-xdp" | "af-packet" | "tap") => {
                     let k = kernel(&c, r, &name, kind, &key)?;
                     match kind {
@@ -685,16 +769,35 @@ impl Config {
                         r.driver.span(),
                         key("driver"),
                         format!(
-                            "`{other}`: use \"pg\", \"pcap-in\", \"pcap-out\", \"sink\", \"bvi\", \"af-xdp\", \"af-packet\" or \"tap\""
+                            "`{other}`: use \"pg\", \"pcap-in\", \"pcap-out\", \"sink\", \"bvi\", \"af-xdp\", \"af-packet\", \"tap\" or \"memif\""
                         ),
                     );
                 }
             };
+            let memif_keys = [
+                ("socket", r.socket.as_ref().map(|v| v.span())),
+                ("id", r.id.as_ref().map(|v| v.span())),
+                ("secret", r.secret.as_ref().map(|v| v.span())),
+                ("rx-mode", r.rx_mode.as_ref().map(|v| v.span())),
+            ];
+            if !matches!(driver, Driver::Memif(_))
+                && let Some((k, Some(span))) = memif_keys.into_iter().find(|(_, s)| s.is_some())
+            {
+                return c.err(
+                    span,
+                    key(k),
+                    format!("a {} interface takes no `{k}`", driver.kind()),
+                );
+            }
             if driver.kernel().is_none() {
+                let queues = match driver {
+                    Driver::Memif(_) => None,
+                    _ => r.queues.as_ref().map(|v| v.span()),
+                };
                 let stray = [
                     ("device", r.device.as_ref().map(|v| v.span())),
                     ("netns", r.netns.as_ref().map(|v| v.span())),
-                    ("queues", r.queues.as_ref().map(|v| v.span())),
+                    ("queues", queues),
                     ("ring-size", r.ring_size.as_ref().map(|v| v.span())),
                 ];
                 if let Some((k, Some(span))) = stray.into_iter().find(|(_, s)| s.is_some()) {
