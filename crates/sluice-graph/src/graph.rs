@@ -179,6 +179,8 @@ impl GraphBuilder {
             worker,
             input_done: vec![false; inputs.len()],
             input_background,
+            background_at: 0,
+            background_every: (crate::clock::hz() * BACKGROUND_EVERY.as_secs_f64()) as u64,
             inputs,
             nodes: self.nodes.into_iter().map(|(_, n)| n).collect(),
             targets,
@@ -204,6 +206,9 @@ pub enum RunState {
     Done,
 }
 
+/// Time between two polls of the background (timer) inputs.
+const BACKGROUND_EVERY: std::time::Duration = std::time::Duration::from_micros(100);
+
 /// One worker's instance of the graph.
 pub struct Graph {
     worker: usize,
@@ -219,6 +224,10 @@ pub struct Graph {
     input_done: Vec<bool>,
     /// Per input: a timer-driven node, which needs no readiness to sleep on.
     input_background: Vec<bool>,
+    /// Cycle count of the last poll of the background inputs, and the
+    /// cycles between two.
+    background_at: u64,
+    background_every: u64,
     /// The frame handed to the node being dispatched.
     scratch: Frame,
     stats: Arc<GraphStats>,
@@ -248,8 +257,15 @@ impl Graph {
         self.stats.loops.add(1);
         let mut busy = false;
         let mut all_done = true;
+        // Timer-driven inputs (aging, retries, announcements) work in
+        // milliseconds: polling them every loop of a busy worker would cost
+        // each packet a share of their calls for nothing.
+        let background_turn = now.wrapping_sub(self.background_at) >= self.background_every;
+        if background_turn {
+            self.background_at = now;
+        }
         for k in 0..self.inputs.len() {
-            if self.input_done[k] {
+            if self.input_done[k] || (self.input_background[k] && !background_turn) {
                 continue;
             }
             let i = self.inputs[k];
