@@ -14,7 +14,10 @@
 //! Without `dpdk-test-fib` on the machine it says so and measures Sluice
 //! alone on files it cannot make: so it needs the peer. Run:
 //!
-//! `cargo bench -p sluice-fn --bench fib_peer` (`-- v4` or `-- v6` for one)
+//! `cargo bench -p sluice-fn --bench fib_peer` (`-- v4` or `-- v6` for one;
+//! `SLUICE_FIB_SHAPES=24-4,24-4s` for some shapes only, `SLUICE_FIB_SPLIT=1`
+//! to also time the addresses that match a route apart from those that
+//! match none)
 
 use std::time::Instant;
 
@@ -113,6 +116,20 @@ fn measure<K: Key>(shape: Shape, routes: &[(K, u8, u32)], ips: &[K]) -> Figures 
         }
         best = best.min((cycles() - c0) as f64 / ips.len() as f64);
         std::hint::black_box(&out);
+    }
+    if std::env::var_os("SLUICE_FIB_SPLIT").is_some() {
+        let (hit, miss): (Vec<K>, Vec<K>) = ips.iter().partition(|&&a| t.lookup(a) != 0);
+        for (name, set) in [("hits", &hit), ("misses", &miss)] {
+            let mut best = f64::MAX;
+            for _ in 0..3 {
+                let c0 = cycles();
+                for chunk in set.chunks(burst) {
+                    t.lookup_batch(chunk, &mut out);
+                }
+                best = best.min((cycles() - c0) as f64 / set.len() as f64);
+            }
+            println!("  {name}: {} addresses, {best:.1} cycles", set.len());
+        }
     }
     // Every answer, untimed, so that shapes are checked against each other
     // on all the addresses, not one a burst.
@@ -236,6 +253,7 @@ fn main() {
                 (16, 1 << 26, true, true, 4, false),
                 (24, 1 << 26, true, true, 4, true),
                 (16, 1 << 26, true, true, 4, true),
+                (20, 1 << 26, true, true, 4, true),
             ],
         );
     }

@@ -12,7 +12,8 @@
 //!
 //! ```text
 //! 1 | 0 | group index (30 bits)             → descend into that group
-//! 1 | 1 | group index (30 bits)             → a skip node (below)
+//! 1 | 1 | 0 | group index (29 bits)         → a skip node (below)
+//! 1 | 1 | 1 | group index (29 bits)         → a route node (below)
 //! 0 | depth (8 bits) | value (23 bits)      → answer, from a /depth route
 //! 0                                         → no route
 //! ```
@@ -33,6 +34,13 @@
 //! old node is left to readers still on it. No route ever ends inside a
 //! skip or off its path, which is what lets one fallback stand for all
 //! the keys that miss it.
+//!
+//! Most such branches hold one route, so a new one starts as a route
+//! node: one line, the header with the route's bits and length, the
+//! fallback and the route's answer (painted like an entry). A second
+//! route through it turns it into a skip node first. With a 24-bit root
+//! and random keys, a lookup is then the root entry and at most one more
+//! line.
 //!
 //! A route paints every entry its prefix covers (controlled prefix
 //! expansion) unless the entry holds a longer prefix, which is why entries
@@ -63,8 +71,11 @@ use sluice_buf::table::{AtomicTable, TableError, prefetch};
 const GROUP: u32 = 1 << 31;
 /// With `GROUP`: the entry points at a skip node, not a plain group.
 const SKIP: u32 = 1 << 30;
+/// With `GROUP | SKIP`: a route node, a skip node that ends in one route
+/// instead of a level of entries.
+const ONE: u32 = 1 << 29;
 /// Group index bits of a pointer entry.
-const INDEX: u32 = SKIP - 1;
+const INDEX: u32 = ONE - 1;
 const DEPTH_SHIFT: u32 = 23;
 /// Largest value a route can carry (values are 1..=MAX_VALUE; 0 is "no route").
 pub const MAX_VALUE: u32 = (1 << DEPTH_SHIFT) - 1;
@@ -76,6 +87,8 @@ pub const BATCH: usize = 256;
 /// answer for keys that differ from the expected bits.
 const H_END: usize = 4;
 const H_FALLBACK: usize = 5;
+/// A route node's answer for the keys that agree with it.
+const H_ROUTE: usize = 6;
 
 /// An address type the trie can key on.
 pub trait Key: Copy + Eq + Hash + Ord + Debug + Send + Sync + 'static {
@@ -381,14 +394,33 @@ impl<K: Key> Lpm<K> {
             }
             let mut g = e & INDEX;
             if e & SKIP != 0 {
-                let (send, expected, _) = self.header(g);
+                let (mut send, mut expected, _) = self.header(g);
+                let mut convert = 0;
+                if e & ONE != 0 {
+                    if len == send && agrees(prefix.wide(), expected, send) {
+                        return 0;
+                    }
+                    // Becomes a skip node (two groups), then as below.
+                    (send, expected) = self.route_to_skip(end, send, expected);
+                    convert = 2;
+                }
                 if len >= send && agrees(prefix.wide(), expected, send) {
+                    if convert > 0 {
+                        // The entries below hold leaves only.
+                        return convert
+                            + if len <= send + st {
+                                0
+                            } else {
+                                self.fresh_groups(send + st, len)
+                            };
+                    }
                     g += 1;
                     end = send;
                 } else {
                     let d = self.divergence(prefix, len, end, send, expected);
                     let chain = (d - end) / st + 1 + if d + st == send { 0 } else { 2 };
-                    return chain
+                    return convert
+                        + chain
                         + if len <= d + st {
                             0
                         } else {
@@ -407,7 +439,7 @@ impl<K: Key> Lpm<K> {
     /// down to a prefix of `len` bits.
     fn fresh_groups(&self, end: u32, len: u32) -> u32 {
         if self.skip && len > end + self.stride {
-            2
+            1
         } else {
             (len - end).div_ceil(self.stride)
         }
@@ -439,6 +471,25 @@ impl<K: Key> Lpm<K> {
             }
             None => (0, 0, 0),
         }
+    }
+
+    /// The end and expected bits of the skip node a route node of a
+    /// `/len` route under an entry resolving `from` bits turns into: the
+    /// level holding the route's last bit.
+    fn route_to_skip(&self, from: u32, len: u32, expected: u128) -> (u32, u128) {
+        let end = from + self.stride * ((len - 1 - from) / self.stride);
+        (
+            end,
+            expected & u128::MAX.checked_shl(128 - end).unwrap_or(0),
+        )
+    }
+
+    /// A route node's route.
+    #[inline(always)]
+    fn route(&self, r: u32) -> u32 {
+        self.groups
+            .get(((r as usize) << self.stride) + H_ROUTE)
+            .map_or(0, |w| w.load(Acquire))
     }
 
     /// Takes `n` consecutive groups (`insert` checked there are enough).
@@ -538,6 +589,32 @@ impl<K: Key> Lpm<K> {
             }
             let e = &table[base + prefix.slice(from, stride)];
             let mut cur = e.load(Acquire);
+            if cur & (GROUP | SKIP | ONE) == GROUP | SKIP | ONE {
+                let r = cur & INDEX;
+                let (rend, expected, fallback) = self.header(r);
+                if len32 == rend && agrees(prefix.wide(), expected, rend) {
+                    self.apply(&self.group(r)[H_ROUTE], paint);
+                    return;
+                }
+                if let Paint::Remove { .. } = paint {
+                    // A route off a route node's path would have split it.
+                    return;
+                }
+                // Another route goes through: the node becomes a skip
+                // node holding its route in a level of entries, published
+                // whole, then the walk goes on through that.
+                let (send, sexp) = self.route_to_skip(end, rend, expected);
+                let p = self.new_skip(rib, send, sexp, fallback, None);
+                let route = self.group(r)[H_ROUTE].load(Relaxed);
+                let body = self.group((p & INDEX) + 1);
+                let first = (expected.slice(send, self.stride) >> (send + self.stride - rend))
+                    << (send + self.stride - rend);
+                for c in &body[first..first + (1 << (send + self.stride - rend))] {
+                    c.store(route, Relaxed);
+                }
+                e.store(p, Release);
+                cur = p;
+            }
             if cur & (GROUP | SKIP) == GROUP | SKIP {
                 let h = cur & INDEX;
                 let (send, expected, _) = self.header(h);
@@ -558,16 +635,23 @@ impl<K: Key> Lpm<K> {
                 cur & INDEX
             } else if let Paint::Add { .. } = paint {
                 // `insert` checked there are groups left for the branch.
-                if self.skip && len32 > end + self.stride {
-                    // The level holding the prefix's last bit.
-                    let send = end + self.stride * ((len32 - 1 - end) / self.stride);
-                    let p = self.new_skip(rib, send, prefix.masked(send as u8).wide(), cur, None);
+                if let (true, Paint::Add { leaf, .. }) =
+                    (self.skip && len32 > end + self.stride, paint)
+                {
+                    // Alone below here, and more than a level down: a
+                    // route node, one line.
+                    let r = self.alloc(rib, 1);
+                    let node = self.group(r);
+                    let expected = prefix.wide();
+                    for (k, w) in node[..H_END].iter().enumerate() {
+                        w.store((expected >> (96 - 32 * k)) as u32, Relaxed);
+                    }
+                    node[H_END].store(len32, Relaxed);
+                    node[H_FALLBACK].store(cur, Relaxed);
+                    node[H_ROUTE].store(leaf, Relaxed);
                     // Publish the filled node.
-                    e.store(p, Release);
-                    base = (((p & INDEX) + 1) as usize) << self.stride;
-                    from = send;
-                    stride = self.stride;
-                    continue;
+                    e.store(GROUP | SKIP | ONE | r, Release);
+                    return;
                 }
                 let g = self.alloc(rib, 1);
                 for c in self.group(g) {
@@ -592,8 +676,12 @@ impl<K: Key> Lpm<K> {
             let mut g = cur & INDEX;
             if cur & SKIP != 0 {
                 // Keys off the skip's path answer its fallback: paint it
-                // like an entry, then the entries below.
+                // like an entry, then the entries below (or the route).
                 self.apply(&self.group(g)[H_FALLBACK], paint);
+                if cur & ONE != 0 {
+                    self.apply(&self.group(g)[H_ROUTE], paint);
+                    return;
+                }
                 g += 1;
             }
             for c in self.group(g) {
@@ -633,6 +721,10 @@ impl<K: Key> Lpm<K> {
                     e = fallback;
                     break;
                 }
+                if e & ONE != 0 {
+                    e = self.route(g);
+                    break;
+                }
                 g += 1;
                 from = end;
             }
@@ -658,10 +750,12 @@ impl<K: Key> Lpm<K> {
             if let Some(h) = self.groups.get(b) {
                 prefetch(h);
             }
-            if let Some(h) = self.groups.get(b + (1 << self.stride)) {
+            if e & ONE == 0
+                && let Some(h) = self.groups.get(b + (1 << self.stride))
+            {
                 prefetch(h);
             }
-            Step { from: 0, i: g }
+            Step { from: 0, i: e }
         } else {
             let i = ((g as usize) << self.stride) | key.slice(from, self.stride);
             if let Some(h) = self.groups.get(i) {
@@ -713,12 +807,17 @@ impl<K: Key> Lpm<K> {
                 let (pos, s) = walking[j];
                 let k = keys[pos as usize];
                 let (e, from) = if s.from == 0 {
-                    let (end, expected, fallback) = self.header(s.i);
+                    let g = s.i & INDEX;
+                    let (end, expected, fallback) = self.header(g);
                     if !agrees(k.wide(), expected, end) {
                         out[pos as usize] = fallback;
                         continue;
                     }
-                    let i = (((s.i + 1) as usize) << self.stride) | k.slice(end, self.stride);
+                    if s.i & ONE != 0 {
+                        out[pos as usize] = self.route(g);
+                        continue;
+                    }
+                    let i = (((g + 1) as usize) << self.stride) | k.slice(end, self.stride);
                     (
                         self.groups.get(i).map_or(0, |g| g.load(Acquire)),
                         end + self.stride,
@@ -744,8 +843,8 @@ impl<K: Key> Lpm<K> {
 }
 
 /// A batch walk's next read: with `from` > 0 the entry at `i`, after which
-/// `from` bits are resolved; with `from` 0 the skip node whose header is
-/// group `i`.
+/// `from` bits are resolved; with `from` 0 the skip or route node entry
+/// `i` points at.
 #[derive(Debug, Clone, Copy)]
 struct Step {
     from: u8,
@@ -1021,16 +1120,17 @@ mod tests {
     fn skip_nodes_split_where_routes_diverge() {
         let p = |s: &str| u128::from(s.parse::<std::net::Ipv6Addr>().unwrap());
         let t = v6_shape(24, 4, true, 1024);
-        // Alone under its root entry, a /64 is one skip node: two groups.
+        // Alone under its root entry, a /64 is one route node: one group.
         t.insert(p("2001:db8:1:2::"), 64, 1).unwrap();
-        assert_eq!(t.groups().0, 2);
+        assert_eq!(t.groups().0, 1);
         assert_eq!(t.lookup(p("2001:db8:1:2::9")), 1);
         assert_eq!(t.lookup(p("2001:db8:1:3::9")), 0);
-        // A /40 differing at bit 39 splits it: plain groups down to the
-        // level holding that bit (bits 24..40, 4 groups), the rest
-        // (40..60) a new skip node (2).
+        // A /40 differing at bit 39 turns it into a skip node (two
+        // groups) and splits that: plain groups down to the level holding
+        // that bit (bits 24..40, 4 groups), the rest (40..60) a new skip
+        // node (2).
         t.insert(p("2001:db8:100::"), 40, 2).unwrap();
-        assert_eq!(t.groups().0, 2 + 4 + 2);
+        assert_eq!(t.groups().0, 1 + 2 + 4 + 2);
         assert_eq!(t.lookup(p("2001:db8:1:2::9")), 1);
         assert_eq!(t.lookup(p("2001:db8:1:3::9")), 0);
         assert_eq!(t.lookup(p("2001:db8:1ff:2::9")), 2);
@@ -1054,7 +1154,7 @@ mod tests {
             small.insert(p("2001:db8:100::"), 40, 2),
             Err(LpmError::Full(3))
         );
-        assert_eq!(small.groups().0, 2);
+        assert_eq!(small.groups().0, 1);
         assert_eq!(small.lookup(p("2001:db8:1:2::9")), 1);
         assert_eq!(small.lookup(p("2001:db8:100::1")), 0);
     }
