@@ -739,32 +739,36 @@ impl<K: Key> Lpm<K> {
     }
 
     /// Where a batch walk goes from pointer entry `e` with `from` bits
-    /// resolved: the next entry to read (prefetched), or for a skip node
-    /// its header group (header and entries prefetched together; they are
-    /// adjacent, so the node costs one step, not two).
+    /// resolved: the next entry to read, or for a skip or route node the
+    /// node (a skip node's header and entries are prefetched together;
+    /// they are adjacent, so the node costs one step, not two). The line
+    /// is prefetched. Without branches: whether a key walks on, and into
+    /// what, is as random as the keys, and a mispredicted branch a key
+    /// costs more than the selects.
     #[inline(always)]
     fn step(&self, e: u32, key: K, from: u32) -> Step {
-        let g = e & INDEX;
-        if e & SKIP != 0 {
-            let b = (g as usize) << self.stride;
-            if let Some(h) = self.groups.get(b) {
-                prefetch(h);
-            }
-            if e & ONE == 0
-                && let Some(h) = self.groups.get(b + (1 << self.stride))
-            {
-                prefetch(h);
-            }
-            Step { from: 0, i: e }
+        let g = ((e & INDEX) as usize) << self.stride;
+        let node = e & SKIP != 0;
+        let i = if node {
+            g
         } else {
-            let i = ((g as usize) << self.stride) | key.slice(from, self.stride);
-            if let Some(h) = self.groups.get(i) {
-                prefetch(h);
-            }
-            Step {
-                from: (from + self.stride) as u8,
-                i: i as u32,
-            }
+            g | key.slice(from, self.stride)
+        };
+        if let Some(h) = self.groups.get(i) {
+            prefetch(h);
+        }
+        // A skip node's entries (the same line again otherwise).
+        let j = if e & (SKIP | ONE) == SKIP {
+            i + (1 << self.stride)
+        } else {
+            i
+        };
+        if let Some(h) = self.groups.get(j) {
+            prefetch(h);
+        }
+        Step {
+            from: if node { 0 } else { (from + self.stride) as u8 },
+            i: if node { e } else { i as u32 },
         }
     }
 
@@ -796,10 +800,14 @@ impl<K: Key> Lpm<K> {
                 .get(k.slice(0, self.root_bits))
                 .map_or(0, |r| r.load(Acquire));
             *o = e;
-            if e & GROUP != 0 {
-                walking[w] = (pos as u16, self.step(e, k, self.root_bits));
-                w += 1;
-            }
+            // Every key takes a slot; only those with a pointer keep it.
+            // A leaf steps as group 0's first entries, a line in cache.
+            let walks = e & GROUP != 0;
+            walking[w] = (
+                pos as u16,
+                self.step(if walks { e } else { GROUP }, k, self.root_bits),
+            );
+            w += usize::from(walks);
         }
         while w > 0 {
             let mut still = 0usize;
