@@ -155,7 +155,12 @@ fn run<K: Addr>(f: &Family, shapes: &[Shape]) {
         println!("dpdk-test-fib is not installed (Debian package dpdk-dev): no peer, no files");
         return;
     };
-    let peer = dpdk_lookup(f, &routes, &ips);
+    // `SLUICE_FIB_NO_PEER=1`: Sluice alone, for quick comparisons of its shapes.
+    let peer = if std::env::var_os("SLUICE_FIB_NO_PEER").is_some() {
+        None
+    } else {
+        dpdk_lookup(f, &routes, &ips)
+    };
     let (r, a) = load::<K>(&routes, &ips);
     println!(
         "{} routes, {} lookup addresses, from {}",

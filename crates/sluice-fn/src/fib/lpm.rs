@@ -79,6 +79,8 @@ const INDEX: u32 = ONE - 1;
 const DEPTH_SHIFT: u32 = 23;
 /// Largest value a route can carry (values are 1..=MAX_VALUE; 0 is "no route").
 pub const MAX_VALUE: u32 = (1 << DEPTH_SHIFT) - 1;
+/// How far ahead of reading a key's root entry the batch lookup asks for it.
+const AHEAD: usize = 32;
 /// Most keys [`Lpm::lookup_batch`] takes at once: a vector.
 pub const BATCH: usize = 256;
 
@@ -783,7 +785,9 @@ impl<K: Key> Lpm<K> {
     pub fn lookup_batch(&self, keys: &[K], out: &mut [u32]) {
         let n = keys.len().min(out.len()).min(BATCH);
         let (keys, out) = (&keys[..n], &mut out[..n]);
-        for &k in keys {
+        // Root entries are asked for AHEAD keys before they are read: all
+        // of a vector at once overflow the core's outstanding misses.
+        for &k in &keys[..n.min(AHEAD)] {
             if let Some(r) = self.root.get(k.slice(0, self.root_bits)) {
                 prefetch(r);
             }
@@ -795,6 +799,12 @@ impl<K: Key> Lpm<K> {
         let mut walking = [(0u16, Step { from: 0, i: 0 }); BATCH];
         let mut w = 0usize;
         for (pos, (o, &k)) in out.iter_mut().zip(keys).enumerate() {
+            if let Some(r) = keys
+                .get(pos + AHEAD)
+                .and_then(|a| self.root.get(a.slice(0, self.root_bits)))
+            {
+                prefetch(r);
+            }
             let e = self
                 .root
                 .get(k.slice(0, self.root_bits))
@@ -802,12 +812,14 @@ impl<K: Key> Lpm<K> {
             *o = e;
             // Every key takes a slot; only those with a pointer keep it.
             // A leaf steps as group 0's first entries, a line in cache.
-            let walks = e & GROUP != 0;
+            // (Masks, not a select: the compiler made that a branch.)
+            let walks = e >> 31;
+            let m = 0u32.wrapping_sub(walks);
             walking[w] = (
                 pos as u16,
-                self.step(if walks { e } else { GROUP }, k, self.root_bits),
+                self.step((e & m) | (GROUP & !m), k, self.root_bits),
             );
-            w += usize::from(walks);
+            w += walks as usize;
         }
         while w > 0 {
             let mut still = 0usize;
