@@ -744,11 +744,41 @@ impl<K: Key> Lpm<K> {
     /// resolved: the next entry to read, or for a skip or route node the
     /// node (a skip node's header and entries are prefetched together;
     /// they are adjacent, so the node costs one step, not two). The line
-    /// is prefetched. Without branches: whether a key walks on, and into
-    /// what, is as random as the keys, and a mispredicted branch a key
-    /// costs more than the selects.
+    /// is prefetched.
     #[inline(always)]
     fn step(&self, e: u32, key: K, from: u32) -> Step {
+        let g = e & INDEX;
+        if e & SKIP != 0 {
+            let b = (g as usize) << self.stride;
+            if let Some(h) = self.groups.get(b) {
+                prefetch(h);
+            }
+            if e & ONE == 0
+                && let Some(h) = self.groups.get(b + (1 << self.stride))
+            {
+                prefetch(h);
+            }
+            Step { from: 0, i: e }
+        } else {
+            let i = ((g as usize) << self.stride) | key.slice(from, self.stride);
+            if let Some(h) = self.groups.get(i) {
+                prefetch(h);
+            }
+            Step {
+                from: (from + self.stride) as u8,
+                i: i as u32,
+            }
+        }
+    }
+
+    /// [`Self::step`] without branches, for the root pass of a trie with
+    /// skip nodes: there whether a key walks on, and into what kind of
+    /// node, is as random as the keys (a route node or nothing, for
+    /// IPv6 under a 24-bit root), and a mispredicted branch a key costs
+    /// more than the selects. A plain trie's root pass (IPv4) keeps the
+    /// branches: most keys end at the root and the selects cost more.
+    #[inline(always)]
+    fn step_flat(&self, e: u32, key: K, from: u32) -> Step {
         let g = ((e & INDEX) as usize) << self.stride;
         let node = e & SKIP != 0;
         let i = if node {
@@ -785,41 +815,56 @@ impl<K: Key> Lpm<K> {
     pub fn lookup_batch(&self, keys: &[K], out: &mut [u32]) {
         let n = keys.len().min(out.len()).min(BATCH);
         let (keys, out) = (&keys[..n], &mut out[..n]);
-        // Root entries are asked for AHEAD keys before they are read: all
-        // of a vector at once overflow the core's outstanding misses.
-        for &k in &keys[..n.min(AHEAD)] {
-            if let Some(r) = self.root.get(k.slice(0, self.root_bits)) {
-                prefetch(r);
-            }
-        }
         // Positions of the keys still walking and where each goes next,
         // kept compact so that a pass touches only the keys that go that
         // deep. After a skip node keys walk at different levels, so each
         // carries its own.
         let mut walking = [(0u16, Step { from: 0, i: 0 }); BATCH];
         let mut w = 0usize;
-        for (pos, (o, &k)) in out.iter_mut().zip(keys).enumerate() {
-            if let Some(r) = keys
-                .get(pos + AHEAD)
-                .and_then(|a| self.root.get(a.slice(0, self.root_bits)))
-            {
-                prefetch(r);
+        let root = |k: K| self.root.get(k.slice(0, self.root_bits));
+        if self.skip {
+            // Root entries are asked for AHEAD keys before they are read:
+            // a vector's all at once overflow the core's outstanding
+            // misses, and here nearly every one is a miss (a big, sparse
+            // root). Measured on IPv6; IPv4's dense root prefers them all
+            // up front.
+            for &k in &keys[..n.min(AHEAD)] {
+                if let Some(r) = root(k) {
+                    prefetch(r);
+                }
             }
-            let e = self
-                .root
-                .get(k.slice(0, self.root_bits))
-                .map_or(0, |r| r.load(Acquire));
-            *o = e;
-            // Every key takes a slot; only those with a pointer keep it.
-            // A leaf steps as group 0's first entries, a line in cache.
-            // (Masks, not a select: the compiler made that a branch.)
-            let walks = e >> 31;
-            let m = 0u32.wrapping_sub(walks);
-            walking[w] = (
-                pos as u16,
-                self.step((e & m) | (GROUP & !m), k, self.root_bits),
-            );
-            w += walks as usize;
+            for (pos, (o, &k)) in out.iter_mut().zip(keys).enumerate() {
+                if let Some(r) = keys.get(pos + AHEAD).and_then(|&a| root(a)) {
+                    prefetch(r);
+                }
+                let e = root(k).map_or(0, |r| r.load(Acquire));
+                *o = e;
+                // Every key takes a slot; only those with a pointer keep
+                // it. A leaf steps as group 0's first entries, a line in
+                // cache. (Masks, not a select: the compiler made that a
+                // branch.)
+                let walks = e >> 31;
+                let m = 0u32.wrapping_sub(walks);
+                walking[w] = (
+                    pos as u16,
+                    self.step_flat((e & m) | (GROUP & !m), k, self.root_bits),
+                );
+                w += walks as usize;
+            }
+        } else {
+            for &k in keys {
+                if let Some(r) = root(k) {
+                    prefetch(r);
+                }
+            }
+            for (pos, (o, &k)) in out.iter_mut().zip(keys).enumerate() {
+                let e = root(k).map_or(0, |r| r.load(Acquire));
+                *o = e;
+                if e & GROUP != 0 {
+                    walking[w] = (pos as u16, self.step(e, k, self.root_bits));
+                    w += 1;
+                }
+            }
         }
         while w > 0 {
             let mut still = 0usize;
