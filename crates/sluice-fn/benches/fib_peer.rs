@@ -14,7 +14,10 @@
 //! Without `dpdk-test-fib` on the machine it says so and measures Sluice
 //! alone on files it cannot make: so it needs the peer. Run:
 //!
-//! `cargo bench -p sluice-fn --bench fib_peer` (`-- v4` or `-- v6` for one)
+//! `cargo bench -p sluice-fn --bench fib_peer` (`-- v4` or `-- v6` for one;
+//! `SLUICE_FIB_SHAPES=24-4,24-4s` for some shapes only, `SLUICE_FIB_SPLIT=1`
+//! to also time the addresses that match a route apart from those that
+//! match none)
 
 use std::time::Instant;
 
@@ -46,20 +49,17 @@ struct Figures {
     checksum: u64,
 }
 
-fn measure<K: Key>(
-    root_bits: u32,
-    max_groups: u32,
-    batch: bool,
-    huge_pages: bool,
-    stride: u32,
-    routes: &[(K, u8, u32)],
-    ips: &[K],
-) -> Figures {
+/// Root bits, most groups, batched, huge pages, stride, skip nodes.
+type Shape = (u32, u32, bool, bool, u32, bool);
+
+fn measure<K: Key>(shape: Shape, routes: &[(K, u8, u32)], ips: &[K]) -> Figures {
+    let (root_bits, max_groups, batch, huge_pages, stride, skip) = shape;
     let t = Lpm::<K>::new(LpmConfig {
         root_bits,
         max_groups,
         huge_pages,
         stride,
+        skip,
     })
     .expect("trie");
     let t0 = Instant::now();
@@ -117,6 +117,28 @@ fn measure<K: Key>(
         best = best.min((cycles() - c0) as f64 / ips.len() as f64);
         std::hint::black_box(&out);
     }
+    if std::env::var_os("SLUICE_FIB_SPLIT").is_some() {
+        let (hit, miss): (Vec<K>, Vec<K>) = ips.iter().partition(|&&a| t.lookup(a) != 0);
+        for (name, set) in [("hits", &hit), ("misses", &miss)] {
+            let mut best = f64::MAX;
+            for _ in 0..3 {
+                let c0 = cycles();
+                for chunk in set.chunks(burst) {
+                    t.lookup_batch(chunk, &mut out);
+                }
+                best = best.min((cycles() - c0) as f64 / set.len() as f64);
+            }
+            println!("  {name}: {} addresses, {best:.1} cycles", set.len());
+        }
+    }
+    // Every answer, untimed, so that shapes are checked against each other
+    // on all the addresses, not one a burst.
+    for chunk in ips.chunks(burst) {
+        t.lookup_batch(chunk, &mut out);
+        for &o in &out[..chunk.len()] {
+            checksum = checksum.wrapping_mul(31).wrapping_add(u64::from(o));
+        }
+    }
     Figures {
         build_s,
         add_cycles,
@@ -127,13 +149,18 @@ fn measure<K: Key>(
     }
 }
 
-fn run<K: Addr>(f: &Family, shapes: &[(u32, u32, bool, bool, u32)]) {
+fn run<K: Addr>(f: &Family, shapes: &[Shape]) {
     println!("\n== IPv{} ==", if f.v6 { 6 } else { 4 });
     let Some((routes, ips)) = files(f) else {
         println!("dpdk-test-fib is not installed (Debian package dpdk-dev): no peer, no files");
         return;
     };
-    let peer = dpdk_lookup(f, &routes, &ips);
+    // `SLUICE_FIB_NO_PEER=1`: Sluice alone, for quick comparisons of its shapes.
+    let peer = if std::env::var_os("SLUICE_FIB_NO_PEER").is_some() {
+        None
+    } else {
+        dpdk_lookup(f, &routes, &ips)
+    };
     let (r, a) = load::<K>(&routes, &ips);
     println!(
         "{} routes, {} lookup addresses, from {}",
@@ -150,11 +177,16 @@ fn run<K: Addr>(f: &Family, shapes: &[(u32, u32, bool, bool, u32)]) {
         println!("DPDK: could not run dpdk-test-fib's timing");
     }
     let mut sums = Vec::new();
-    for &(root_bits, groups, batch, huge, stride) in shapes {
-        let m = measure::<K>(root_bits, groups, batch, huge, stride, &r, &a);
+    for &shape in shapes {
+        let (root_bits, _, batch, huge, stride, skip) = shape;
+        if !shape_wanted(root_bits, stride, batch, huge, skip) {
+            continue;
+        }
+        let m = measure::<K>(shape, &r, &a);
         sums.push(m.checksum);
         print!(
-            "sluice {root_bits}-{stride}…{}{}: lookup {:.1} cycles",
+            "sluice {root_bits}-{stride}…{}{}{}: lookup {:.1} cycles",
+            if skip { " skip" } else { "" },
             if batch { " batched" } else { " one by one" },
             if huge { ", THP" } else { ", 4K pages" },
             m.lookup
@@ -181,6 +213,18 @@ fn run<K: Addr>(f: &Family, shapes: &[(u32, u32, bool, bool, u32)]) {
     println!("TSC {:.2} GHz", hz() / 1e9);
 }
 
+/// `SLUICE_FIB_SHAPES=24-4,24-4s` measures only those shapes (root-stride,
+/// `s` for skip nodes; batched, huge pages), for quicker comparisons.
+fn shape_wanted(root_bits: u32, stride: u32, batch: bool, huge: bool, skip: bool) -> bool {
+    match std::env::var("SLUICE_FIB_SHAPES") {
+        Ok(list) => {
+            let name = format!("{root_bits}-{stride}{}", if skip { "s" } else { "" });
+            batch && huge && list.split(',').any(|s| s.trim() == name)
+        }
+        Err(_) => true,
+    }
+}
+
 fn main() {
     let which: Vec<String> = std::env::args()
         .skip(1)
@@ -191,12 +235,13 @@ fn main() {
         run::<u32>(
             &V4,
             &[
-                (16, 1 << 17, false, true, 8),
-                (24, 1 << 17, false, true, 8),
-                (16, 1 << 17, true, true, 8),
-                (24, 1 << 17, true, true, 8),
-                (24, 1 << 17, true, false, 8),
-                (24, 1 << 21, true, true, 4),
+                (16, 1 << 17, false, true, 8, false),
+                (24, 1 << 17, false, true, 8, false),
+                (16, 1 << 17, true, true, 8, false),
+                (24, 1 << 17, true, true, 8, false),
+                (24, 1 << 17, true, false, 8, false),
+                (24, 1 << 21, true, true, 4, false),
+                (24, 1 << 21, true, true, 4, true),
             ],
         );
     }
@@ -204,13 +249,16 @@ fn main() {
         run::<u128>(
             &V6,
             &[
-                (16, 1 << 22, false, true, 8),
-                (24, 1 << 22, false, true, 8),
-                (16, 1 << 22, true, true, 8),
-                (24, 1 << 22, true, true, 8),
-                (24, 1 << 22, true, false, 8),
-                (24, 1 << 26, true, true, 4),
-                (16, 1 << 26, true, true, 4),
+                (16, 1 << 22, false, true, 8, false),
+                (24, 1 << 22, false, true, 8, false),
+                (16, 1 << 22, true, true, 8, false),
+                (24, 1 << 22, true, true, 8, false),
+                (24, 1 << 22, true, false, 8, false),
+                (24, 1 << 26, true, true, 4, false),
+                (16, 1 << 26, true, true, 4, false),
+                (24, 1 << 26, true, true, 4, true),
+                (16, 1 << 26, true, true, 4, true),
+                (20, 1 << 26, true, true, 4, true),
             ],
         );
     }

@@ -51,7 +51,14 @@ fn interfaces() -> Arc<Interfaces> {
 
 fn graph<K: Addr>(pool: &Pool, routes: &[(K, u8, u32)], prefix: fn(K, u8) -> Prefix) -> Graph {
     let ifs = interfaces();
-    let fib = Arc::new(Fib::new(FibConfig::default(), ifs.clone()).unwrap());
+    let mut config = FibConfig::default();
+    // `SLUICE_SKIP=0` or `=1` overrides the default path compression, to
+    // compare the two shapes on the whole path.
+    if let Ok(v) = std::env::var("SLUICE_SKIP") {
+        config.v4.skip = v == "1";
+        config.v6.skip = v == "1";
+    }
+    let fib = Arc::new(Fib::new(config, ifs.clone()).unwrap());
     let t0 = std::time::Instant::now();
     for &(p, l, nh) in routes {
         let k = (nh % 16) as u8;

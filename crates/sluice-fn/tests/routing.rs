@@ -84,6 +84,7 @@ fn net_with(mtu: u16, announce: bool) -> Net {
         max_groups: 4096,
         huge_pages: false,
         stride: 8,
+        skip: true,
     };
     let fib = Arc::new(
         Fib::new(

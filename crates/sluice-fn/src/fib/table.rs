@@ -184,8 +184,11 @@ impl Default for FibConfig {
     /// A 24-bit first level, then 4-bit levels of one cache line each:
     /// the fastest shape measured at 1M IPv4 and 500k IPv6 routes, and the
     /// smallest (72 and 540 bytes a route, against 128 and 3,400 with
-    /// 8-bit levels). Room for 2M IPv4 groups (1M routes take ~0.5M) and
-    /// 64M IPv6 groups (500k routes take ~4M), reserved, not committed.
+    /// 8-bit levels). IPv6 adds skip and route nodes over the levels a
+    /// route shares with no other (203 bytes a route, and about 2.5×
+    /// fewer cycles a lookup at 500k routes). Room for 2M IPv4 groups
+    /// (1M routes take ~0.5M) and 64M IPv6 groups (500k routes take
+    /// ~0.6M), reserved, not committed.
     fn default() -> FibConfig {
         FibConfig {
             tables: 1,
@@ -194,12 +197,14 @@ impl Default for FibConfig {
                 max_groups: 1 << 21,
                 huge_pages: true,
                 stride: 4,
+                skip: false,
             },
             v6: LpmConfig {
                 root_bits: 24,
                 max_groups: 1 << 26,
                 huge_pages: true,
                 stride: 4,
+                skip: true,
             },
             adjacencies: 1 << 16,
             load_balances: 1 << 14,
