@@ -59,6 +59,10 @@ pub enum Request {
     ShowTrace,
     /// Stops tracing and forgets the trace.
     ClearTrace,
+    /// Counts node calls, packets, clocks and errors from now on.
+    ClearRuntime,
+    /// Counts interface packets and bytes from now on.
+    ClearInterfaces,
     /// Sets an interface administratively up or down.
     SetInterfaceState {
         /// The interface, by name.

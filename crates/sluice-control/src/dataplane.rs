@@ -548,6 +548,7 @@ impl Dataplane {
             started,
             fib,
             pool: pool.clone(),
+            baselines: Default::default(),
         });
         let server =
             control.map(|(listener, path)| ControlServer::start(listener, path, state.clone()));

@@ -9,6 +9,7 @@
 #![deny(missing_docs)]
 
 pub mod api;
+pub mod baseline;
 pub mod config;
 pub mod dataplane;
 pub mod doctor;

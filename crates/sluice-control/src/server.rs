@@ -87,6 +87,8 @@ pub struct ControlState {
     pub fib: Arc<Fib>,
     /// The buffer pool.
     pub pool: sluice_buf::Pool,
+    /// Where `clear runtime` and `clear interfaces` left the counters.
+    pub baselines: crate::baseline::Baselines,
 }
 
 /// The control thread; stopped and its socket removed on drop.
@@ -202,18 +204,26 @@ fn serve(stream: UnixStream, state: &ControlState) {
 
 /// Carries out one request.
 pub fn handle(state: &ControlState, request: &Request) -> Response {
-    let refs: Vec<&GraphStats> = state.stats.iter().map(|s| &**s).collect();
+    // What the shows count: the counters since the last clear.
+    let (views, since) = state.baselines.runtime(&state.stats, state.started);
+    let refs: Vec<&GraphStats> = views.iter().collect();
     match request {
         Request::ShowVersion => Response::ok(Reply::Version {
             sluice: env!("CARGO_PKG_VERSION").to_string(),
             api: api::VERSION,
         }),
         Request::ShowInterface => Response::ok(Reply::Interfaces {
-            text: crate::show::interfaces(&state.interfaces, &state.if_stats, &state.links),
+            text: crate::show::interfaces(
+                &state.interfaces,
+                &state
+                    .baselines
+                    .interfaces(&state.interfaces, &state.if_stats),
+                &state.links,
+            ),
             rows: interface_rows(state),
         }),
         Request::ShowRuntime => {
-            let seconds = state.started.elapsed().as_secs_f64();
+            let seconds = since.elapsed().as_secs_f64();
             Response::ok(Reply::Runtime {
                 text: runtime::show_runtime(&refs, seconds, &state.cores),
                 rows: runtime::rows(&refs)
@@ -279,12 +289,22 @@ pub fn handle(state: &ControlState, request: &Request) -> Response {
                 rows,
             })
         }
+        Request::ClearRuntime => {
+            state.baselines.clear_runtime(&state.stats);
+            Response::ok(Reply::Done)
+        }
+        Request::ClearInterfaces => {
+            state
+                .baselines
+                .clear_interfaces(&state.interfaces, &state.if_stats);
+            Response::ok(Reply::Done)
+        }
         Request::ClearTrace => {
             state.stats.iter().for_each(|g| g.trace.clear());
             Response::ok(Reply::Done)
         }
         Request::ShowGraph => Response::ok(Reply::Graph {
-            text: runtime::show_graph(&refs, state.started.elapsed().as_secs_f64()),
+            text: runtime::show_graph(&refs, since.elapsed().as_secs_f64()),
         }),
         Request::ShowBuffers => {
             let (capacity, free) = (state.pool.capacity(), state.pool.free_count());
@@ -380,9 +400,10 @@ fn trace_text(rows: &[api::TraceRow]) -> String {
 }
 
 fn interface_rows(state: &ControlState) -> Vec<InterfaceRow> {
-    let sum = |i, f: fn(&sluice_graph::iface::IfCounters) -> &sluice_graph::Counter| {
-        state.if_stats.sum(i, f)
-    };
+    let view = state
+        .baselines
+        .interfaces(&state.interfaces, &state.if_stats);
+    let sum = |i, f: fn(&sluice_graph::iface::IfCounters) -> &sluice_graph::Counter| view.sum(i, f);
     state
         .interfaces
         .iter()

@@ -21,6 +21,8 @@ pub fn parse(words: &[String]) -> anyhow::Result<Request> {
         ["show", "graph"] => Request::ShowGraph,
         ["show", "trace"] => Request::ShowTrace,
         ["clear", "trace"] => Request::ClearTrace,
+        ["clear", "runtime" | "errors"] => Request::ClearRuntime,
+        ["clear", "interfaces" | "interface"] => Request::ClearInterfaces,
         ["trace", "add", node, n] => Request::TraceAdd {
             node: node.to_string(),
             count: number(n, "count")?,
@@ -47,7 +49,7 @@ pub fn parse(words: &[String]) -> anyhow::Result<Request> {
         },
         _ => bail!(
             "unknown command `{}`: try show interface | show runtime | show errors | \
-             show ip fib [table N] | show graph | show buffers | show version | trace add NODE N | show trace | clear trace | ip route add PREFIX [via ADDR] \
+             show ip fib [table N] | show graph | show buffers | show version | trace add NODE N | show trace | clear trace | clear runtime | clear interfaces | ip route add PREFIX [via ADDR] \
              [via-mac MAC] dev IF [table N] | ip route add PREFIX drop|prohibit|unreachable | \
              ip route del PREFIX [table N] | set interface state NAME up|down",
             w.join(" ")

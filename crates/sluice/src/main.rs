@@ -58,7 +58,8 @@ enum Command {
     },
     /// Ask a running Sluice: `show interface`, `show runtime`, `show errors`,
     /// `show ip fib [table N]`, `show graph`, `show buffers`, `show version`,
-    /// `trace add NODE N`, `show trace`, `clear trace`,
+    /// `trace add NODE N`, `show trace`, `clear trace`, `clear runtime`,
+    /// `clear interfaces`,
     /// `ip route add PREFIX [via ADDR] [via-mac MAC] dev IF [table N]`,
     /// `ip route add PREFIX drop|prohibit|unreachable [table N]`,
     /// `ip route del PREFIX [table N]`, `set interface state NAME up|down`.

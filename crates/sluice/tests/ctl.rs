@@ -371,3 +371,30 @@ fn prometheus_metrics_on_loopback() {
     assert!(body.contains("sluice_interface_up{interface=\"pg0\"} 1"));
     assert!(http_get(port, "/other").starts_with("HTTP/1.1 404"));
 }
+
+#[test]
+fn clear_counts_from_now_on() {
+    let d = Daemon::start("clear");
+    wait_for("traffic on sink0", || d.tx("sink0") > 5000);
+    d.ok("clear interfaces");
+    let just_after = d.tx("sink0");
+    assert!(just_after < 5000, "counted from the clear: {just_after}");
+    wait_for("counting again", || d.tx("sink0") > just_after + 1000);
+    d.ok("ip route add 10.9.0.0/24 drop");
+    wait_for("drops", || d.ok("show errors").contains("drop"));
+    d.ok("clear runtime");
+    let e = d.ok("show errors");
+    let runtime = d.ok("show runtime");
+    assert!(runtime.contains("ip4-lookup"), "{runtime}");
+    // Counters since the clear are small; the raw ones stay monotonic.
+    let json = d.ok("--json show runtime");
+    let v: serde_json::Value = serde_json::from_str(&json).unwrap();
+    let lookup = v["result"]["runtime"]["rows"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|r| r["name"] == "ip4-lookup")
+        .and_then(|r| r["vectors"].as_u64())
+        .unwrap();
+    assert!(lookup < 20_000, "ip4-lookup since the clear: {lookup}\n{e}");
+}
