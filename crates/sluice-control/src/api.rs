@@ -37,6 +37,10 @@ pub enum Request {
     ShowErrors,
     /// The graph as Graphviz DOT.
     ShowGraph,
+    /// The neighbour table (ARP and ND).
+    ShowNeighbors,
+    /// The MAC tables of the bridge domains.
+    ShowL2fib,
     /// The buffer pool: capacity and free buffers.
     ShowBuffers,
     /// The routes of a table (0 when not given).
@@ -175,6 +179,11 @@ pub enum Reply {
         text: String,
         /// One row a route.
         rows: Vec<RouteRow>,
+    },
+    /// `show ip neighbors` / `show l2fib`: a table.
+    Table {
+        /// The table.
+        text: String,
     },
     /// `show graph`: Graphviz DOT.
     Graph {

@@ -277,6 +277,7 @@ fn share<T>(items: &mut [Option<T>], w: usize, workers: usize) -> Vec<T> {
 /// A built data plane, ready to run.
 pub struct Dataplane {
     pool: Pool,
+    l2: Arc<sluice_fn::L2State>,
     interfaces: Arc<Interfaces>,
     links: Vec<Option<Arc<LinkStatus>>>,
     fib: Arc<Fib>,
@@ -493,6 +494,7 @@ impl Dataplane {
         }
         Ok(Dataplane {
             pool,
+            l2: l2.clone(),
             interfaces,
             links,
             fib: router.fib.clone(),
@@ -529,6 +531,7 @@ impl Dataplane {
     ) -> Result<Report, DataplaneError> {
         let Dataplane {
             pool,
+            l2,
             interfaces,
             links,
             fib,
@@ -549,6 +552,7 @@ impl Dataplane {
             fib,
             pool: pool.clone(),
             baselines: Default::default(),
+            l2,
         });
         let server =
             control.map(|(listener, path)| ControlServer::start(listener, path, state.clone()));

@@ -89,6 +89,8 @@ pub struct ControlState {
     pub pool: sluice_buf::Pool,
     /// Where `clear runtime` and `clear interfaces` left the counters.
     pub baselines: crate::baseline::Baselines,
+    /// Bridge domains and their MAC tables.
+    pub l2: Arc<sluice_fn::L2State>,
 }
 
 /// The control thread; stopped and its socket removed on drop.
@@ -303,6 +305,26 @@ pub fn handle(state: &ControlState, request: &Request) -> Response {
             state.stats.iter().for_each(|g| g.trace.clear());
             Response::ok(Reply::Done)
         }
+        Request::ShowNeighbors => {
+            let mut text = format!(
+                "{:<40} {:<19} {:<16} {:<10} {:>8}\n",
+                "Address", "MAC", "Interface", "State", "Age(s)"
+            );
+            for n in state.fib.neighbors() {
+                text.push_str(&format!(
+                    "{:<40} {:<19} {:<16} {:<10} {:>8.1}\n",
+                    n.addr.to_string(),
+                    n.mac.to_string(),
+                    name_of(state, n.interface),
+                    format!("{:?}", n.state).to_lowercase(),
+                    n.age.as_secs_f64()
+                ));
+            }
+            Response::ok(Reply::Table { text })
+        }
+        Request::ShowL2fib => Response::ok(Reply::Table {
+            text: state.l2.show_l2fib(sluice_graph::clock::cycles()),
+        }),
         Request::ShowGraph => Response::ok(Reply::Graph {
             text: runtime::show_graph(&refs, since.elapsed().as_secs_f64()),
         }),

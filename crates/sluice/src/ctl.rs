@@ -19,6 +19,8 @@ pub fn parse(words: &[String]) -> anyhow::Result<Request> {
         ["show", "runtime" | "run"] => Request::ShowRuntime,
         ["show", "errors" | "error"] => Request::ShowErrors,
         ["show", "graph"] => Request::ShowGraph,
+        ["show", "ip" | "ip6", "neighbors" | "neighbor" | "neigh"] => Request::ShowNeighbors,
+        ["show", "l2fib" | "bridge-domain"] => Request::ShowL2fib,
         ["show", "trace"] => Request::ShowTrace,
         ["clear", "trace"] => Request::ClearTrace,
         ["clear", "runtime" | "errors"] => Request::ClearRuntime,
@@ -49,7 +51,7 @@ pub fn parse(words: &[String]) -> anyhow::Result<Request> {
         },
         _ => bail!(
             "unknown command `{}`: try show interface | show runtime | show errors | \
-             show ip fib [table N] | show graph | show buffers | show version | trace add NODE N | show trace | clear trace | clear runtime | clear interfaces | ip route add PREFIX [via ADDR] \
+             show ip fib [table N] | show graph | show buffers | show ip neighbors | show l2fib | show version | trace add NODE N | show trace | clear trace | clear runtime | clear interfaces | ip route add PREFIX [via ADDR] \
              [via-mac MAC] dev IF [table N] | ip route add PREFIX drop|prohibit|unreachable | \
              ip route del PREFIX [table N] | set interface state NAME up|down",
             w.join(" ")
@@ -123,6 +125,7 @@ pub fn run(socket: &Path, json: bool, words: &[String]) -> anyhow::Result<ExitCo
             | Reply::Errors { text, .. }
             | Reply::Routes { text, .. }
             | Reply::Graph { text }
+            | Reply::Table { text }
             | Reply::Trace { text, .. }
             | Reply::Buffers { text, .. } => print!("{text}"),
             Reply::Done => {}

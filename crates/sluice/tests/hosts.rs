@@ -18,6 +18,10 @@ struct Sluice {
 
 impl Sluice {
     fn start(config: &str) -> Sluice {
+        Sluice::start_with(config, &[])
+    }
+
+    fn start_with(config: &str, extra: &[&str]) -> Sluice {
         let path = std::env::temp_dir().join(format!(
             "sluice-hosts-{}-{}.toml",
             std::process::id(),
@@ -27,6 +31,7 @@ impl Sluice {
         let mut child = Command::new(env!("CARGO_BIN_EXE_sluice"))
             .args(["run", "-c"])
             .arg(&path)
+            .args(extra)
             .stdout(Stdio::piped())
             .stderr(Stdio::piped())
             .spawn()
@@ -658,4 +663,45 @@ fn two_workers_share_two_af_xdp_queues() {
         inputs[..2].iter().all(|&v| v > 100),
         "both workers received: {inputs:?}\n{out}"
     );
+}
+
+/// `sluice ctl show ip neighbors` lists the hosts Sluice resolved, with
+/// their MACs, after real traffic.
+#[test]
+fn neighbours_learned_from_real_hosts_are_shown() {
+    if !require_root() || !require("ping") {
+        return;
+    }
+    let a = Host::new("10.88.1.2/24", "10.88.1.1", "fd88:1::2/64", "fd88:1::1");
+    let socket = std::env::temp_dir().join(format!("{}.sock", sluice_testnet::unique("ctl")));
+    let sock = socket.to_str().unwrap().to_string();
+    let sluice = Sluice::start_with(
+        &interface(
+            "a",
+            "af-xdp",
+            &a.link.outer,
+            &["10.88.1.1/24", "fd88:1::1/64"],
+        ),
+        &["--socket", &sock],
+    );
+    ping(&a.ns, &["10.88.1.1"]);
+    ping(&a.ns, &["-6", "fd88:1::1"]);
+    let out = Command::new(env!("CARGO_BIN_EXE_sluice"))
+        .args(["ctl", "--socket", &sock, "show", "ip", "neighbors"])
+        .output()
+        .unwrap();
+    let text = String::from_utf8_lossy(&out.stdout).into_owned();
+    let mac = a.mac();
+    for addr in ["10.88.1.2", "fd88:1::2"] {
+        let line = text
+            .lines()
+            .find(|l| l.starts_with(addr))
+            .unwrap_or_default();
+        assert!(
+            line.contains(&mac) && line.contains("reachable") && line.contains(" a "),
+            "{addr} not learned as {mac}:\n{text}"
+        );
+    }
+    let (out, ok) = sluice.stop();
+    assert!(ok && !out.contains("BUG"), "{out}");
 }
