@@ -109,10 +109,75 @@ pub fn ask(socket: &Path, request: Request) -> anyhow::Result<Response> {
 }
 
 /// `sluice ctl`: exit 0 when done, 1 when refused (the reason on stderr),
-/// 2 when the command or the connection is at fault.
+/// 2 when the command or the connection is at fault. Without words, a
+/// prompt.
 pub fn run(socket: &Path, json: bool, words: &[String]) -> anyhow::Result<ExitCode> {
+    if words.is_empty() {
+        return interactive(socket, json);
+    }
     let request = parse(words)?;
     let response = ask(socket, request)?;
+    show(&response, json)?;
+    Ok(if response.ok {
+        ExitCode::SUCCESS
+    } else {
+        ExitCode::FAILURE
+    })
+}
+
+/// One command a line from stdin until `quit` or end of input; a bad
+/// command or a refusal is said and the prompt comes back. `history`
+/// lists what was typed; `!N` runs line N again.
+fn interactive(socket: &Path, json: bool) -> anyhow::Result<ExitCode> {
+    use std::io::IsTerminal;
+    let tty = std::io::stdin().is_terminal();
+    let mut history: Vec<String> = Vec::new();
+    let mut line = String::new();
+    loop {
+        if tty {
+            print!("sluice# ");
+            std::io::stdout().flush()?;
+        }
+        line.clear();
+        if std::io::stdin().read_line(&mut line)? == 0 {
+            return Ok(ExitCode::SUCCESS);
+        }
+        let mut command = line.trim().to_string();
+        if let Some(n) = command.strip_prefix('!') {
+            match n
+                .parse::<usize>()
+                .ok()
+                .and_then(|n| history.get(n.wrapping_sub(1)))
+            {
+                Some(h) => command = h.clone(),
+                None => {
+                    eprintln!("sluice ctl: no history line {n}");
+                    continue;
+                }
+            }
+        }
+        match command.as_str() {
+            "" => continue,
+            "quit" | "exit" => return Ok(ExitCode::SUCCESS),
+            "history" => {
+                for (i, h) in history.iter().enumerate() {
+                    println!("{:>4}  {h}", i + 1);
+                }
+                continue;
+            }
+            _ => {}
+        }
+        history.push(command.clone());
+        let words: Vec<String> = command.split_whitespace().map(String::from).collect();
+        match parse(&words).and_then(|r| ask(socket, r)) {
+            Ok(response) => show(&response, json)?,
+            Err(e) => eprintln!("sluice ctl: {e:#}"),
+        }
+    }
+}
+
+/// Prints an answer: its table, the refusal on stderr, or JSON.
+fn show(response: &Response, json: bool) -> anyhow::Result<()> {
     if json {
         println!("{}", serde_json::to_string_pretty(&response)?);
     } else if let Some(e) = &response.error {
@@ -131,11 +196,7 @@ pub fn run(socket: &Path, json: bool, words: &[String]) -> anyhow::Result<ExitCo
             Reply::Done => {}
         }
     }
-    Ok(if response.ok {
-        ExitCode::SUCCESS
-    } else {
-        ExitCode::FAILURE
-    })
+    Ok(())
 }
 
 #[cfg(test)]

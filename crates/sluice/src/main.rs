@@ -72,7 +72,8 @@ enum Command {
         #[arg(long)]
         json: bool,
         /// The command, in words.
-        #[arg(required = true, trailing_var_arg = true, allow_hyphen_values = true)]
+        /// Without words: an interactive prompt (one command a line, `quit`).
+        #[arg(trailing_var_arg = true, allow_hyphen_values = true)]
         words: Vec<String>,
     },
 }

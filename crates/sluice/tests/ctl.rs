@@ -398,3 +398,32 @@ fn clear_counts_from_now_on() {
         .unwrap();
     assert!(lookup < 20_000, "ip4-lookup since the clear: {lookup}\n{e}");
 }
+
+#[test]
+fn the_interactive_prompt_runs_one_command_a_line() {
+    use std::io::Write as _;
+    let d = Daemon::start("repl");
+    let mut child = Command::new(env!("CARGO_BIN_EXE_sluice"))
+        .arg("ctl")
+        .arg("--socket")
+        .arg(&d.socket)
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    child
+        .stdin
+        .take()
+        .unwrap()
+        .write_all(b"show version\nshow bogus\n\nhistory\n!1\nquit\nshow interface\n")
+        .unwrap();
+    let o = child.wait_with_output().unwrap();
+    let out = String::from_utf8_lossy(&o.stdout);
+    let err = String::from_utf8_lossy(&o.stderr);
+    assert!(o.status.success());
+    assert_eq!(out.matches("control API 1").count(), 2, "{out}");
+    assert!(out.contains("   1  show version"), "{out}");
+    assert!(err.contains("unknown command"), "{err}");
+    assert!(!out.contains("pg0"), "nothing after quit: {out}");
+}
