@@ -571,7 +571,10 @@ impl Dataplane {
                 }
             }
         }
-        let seconds = started.elapsed().as_secs_f64();
+        let seconds = workers
+            .ran()
+            .unwrap_or_else(|| started.elapsed())
+            .as_secs_f64();
         let stats: Vec<Arc<GraphStats>> = workers.stats().to_vec();
         let pinned = workers.cores().to_vec();
         drop((server, scraper));

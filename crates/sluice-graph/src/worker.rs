@@ -23,6 +23,8 @@ pub struct Workers {
     cores: Vec<Option<usize>>,
     stop: Arc<AtomicBool>,
     started: Instant,
+    /// Per worker: nanoseconds its dispatch loop ran, once it has ended.
+    ran: Vec<Arc<std::sync::atomic::AtomicU64>>,
 }
 
 impl Workers {
@@ -43,6 +45,7 @@ impl Workers {
         let mut handles = Vec::new();
         let mut stats = Vec::new();
         let mut pinned = Vec::new();
+        let mut ran = Vec::new();
         for (w, mut graph) in graphs.into_iter().enumerate() {
             let core = match cores.get(w) {
                 Some(c) => available.contains(c).then_some(*c),
@@ -51,13 +54,17 @@ impl Workers {
             stats.push(graph.stats());
             pinned.push(core);
             let stop = stop.clone();
+            let my_time = Arc::new(std::sync::atomic::AtomicU64::new(0));
+            ran.push(my_time.clone());
             let h = std::thread::Builder::new()
                 .name(format!("sluice_wk_{w}"))
                 .spawn(move || {
                     if let Some(c) = core {
                         core_affinity::set_for_current(core_affinity::CoreId { id: c });
                     }
+                    let t0 = Instant::now();
                     run(&mut graph, &stop);
+                    my_time.store(t0.elapsed().as_nanos() as u64, Ordering::Relaxed);
                     graph.stop();
                 })?;
             handles.push(h);
@@ -68,7 +75,15 @@ impl Workers {
             cores: pinned,
             stop,
             started: Instant::now(),
+            ran,
         })
+    }
+
+    /// How long the longest-running worker's dispatch loop ran, once all
+    /// have ended (exact, unlike the time a watcher notices the end).
+    pub fn ran(&self) -> Option<Duration> {
+        let v: Vec<u64> = self.ran.iter().map(|t| t.load(Ordering::Relaxed)).collect();
+        (v.iter().all(|&n| n > 0)).then(|| Duration::from_nanos(v.into_iter().max().unwrap_or(0)))
     }
 
     /// Each worker's counters.

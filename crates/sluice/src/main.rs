@@ -10,6 +10,7 @@ use anyhow::Context;
 use clap::{Parser, Subcommand};
 use sluice_control::{Config, DEMO_CONFIG, Dataplane};
 
+mod bench;
 mod ctl;
 
 #[derive(Parser)]
@@ -45,6 +46,21 @@ enum Command {
         /// Serve Prometheus metrics on this address (e.g. 127.0.0.1:9464).
         #[arg(long)]
         metrics: Option<std::net::SocketAddr>,
+    },
+    /// Run named scenarios (graph + traffic) several times and print their
+    /// figures; `list` names them.
+    Bench {
+        /// Scenarios to run (all when none); `list` to list them.
+        names: Vec<String>,
+        /// Runs per scenario.
+        #[arg(long, default_value_t = 5)]
+        runs: usize,
+        /// A few hundred thousand packets a run instead of ten million.
+        #[arg(long)]
+        quick: bool,
+        /// One JSON object per scenario, one a line.
+        #[arg(long)]
+        json: bool,
     },
     /// Check what this host offers the forwarder (and a configuration's
     /// interfaces and cores), one actionable line a finding.
@@ -97,6 +113,12 @@ fn real_main() -> anyhow::Result<ExitCode> {
             words,
         } => ctl::run(&socket, json, &words),
         Command::Doctor { config, socket } => doctor(config.as_deref(), &socket),
+        Command::Bench {
+            names,
+            runs,
+            quick,
+            json,
+        } => bench::run(&names, runs, quick, json).map(|()| ExitCode::SUCCESS),
         Command::Run {
             config,
             duration,

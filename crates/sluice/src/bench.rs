@@ -1,0 +1,312 @@
+//! `sluice bench`: named scenarios, each a graph and a traffic profile, run
+//! several times; median and spread of Mpps, cycles per packet in total and
+//! per node, vectors per call — and how each figure was made.
+//!
+//! The generator writes every packet's bytes (addresses, ports, lengths and
+//! payload vary with the flows) and the sinks read each header they free,
+//! so no figure comes from shuffling pointers.
+
+use std::sync::Arc;
+use std::sync::atomic::AtomicBool;
+
+use anyhow::{Context, bail};
+use serde::Serialize;
+use sluice_control::{Config, Dataplane};
+
+/// One scenario: a name, what it measures, and its configuration (the
+/// generator's `count` is `{COUNT}`, set by `--quick` or not).
+struct Scenario {
+    name: &'static str,
+    what: &'static str,
+    config: &'static str,
+}
+
+const SCENARIOS: &[Scenario] = &[
+    Scenario {
+        name: "ip4-route",
+        what: "IPv4 forwarding: ethernet-input, ip4-input, ip4-lookup, ip4-rewrite; IMIX, 10k UDP flows",
+        config: r#"
+[[interface]]
+name = "pg0"
+driver = "pg"
+[[interface]]
+name = "sink0"
+driver = "sink"
+[[interface]]
+name = "sink1"
+driver = "sink"
+[[route]]
+prefix = "10.1.0.0/16"
+interface = "sink0"
+via-mac = "02:00:00:00:01:01"
+[[route]]
+prefix = "10.2.0.0/16"
+interface = "sink1"
+via-mac = "02:00:00:00:02:01"
+[[stream]]
+name = "imix"
+interface = "pg0"
+count = {COUNT}
+size = "imix"
+src-ip = "10.0.0.0/16"
+dst-ip = "10.1.0.0-10.2.255.255"
+protocol = "udp"
+src-port = "1024-65535"
+dst-port = "1-1024"
+flows = 10_000
+"#,
+    },
+    Scenario {
+        name: "ip4-route-64b",
+        what: "IPv4 forwarding as ip4-route, 64-byte frames",
+        config: r#"
+[[interface]]
+name = "pg0"
+driver = "pg"
+[[interface]]
+name = "sink0"
+driver = "sink"
+[[route]]
+prefix = "10.1.0.0/16"
+interface = "sink0"
+via-mac = "02:00:00:00:01:01"
+[[stream]]
+name = "small"
+interface = "pg0"
+count = {COUNT}
+size = 64
+src-ip = "10.0.0.0/16"
+dst-ip = "10.1.0.0/16"
+protocol = "udp"
+src-port = "1024-65535"
+dst-port = "1-1024"
+flows = 10_000
+"#,
+    },
+    Scenario {
+        name: "l2-bridge",
+        what: "L2 bridge with learning: l2-input to one of two ports by static MAC; IMIX, 1k flows",
+        config: r#"
+[[interface]]
+name = "pg0"
+driver = "pg"
+[[interface]]
+name = "sink0"
+driver = "sink"
+[[interface]]
+name = "sink1"
+driver = "sink"
+[[bridge]]
+id = 1
+port = [{ interface = "pg0" }, { interface = "sink0" }, { interface = "sink1" }]
+static-mac = [{ mac = "02:00:00:00:0a:01", interface = "sink0" }, { mac = "02:00:00:00:0b:01", interface = "sink1" }]
+[[stream]]
+name = "to-a"
+interface = "pg0"
+count = {HALF}
+size = "imix"
+dst-mac = "02:00:00:00:0a:01"
+src-ip = "10.0.0.0/16"
+dst-ip = "10.1.0.0/16"
+flows = 1000
+[[stream]]
+name = "to-b"
+interface = "pg0"
+count = {HALF}
+size = "imix"
+dst-mac = "02:00:00:00:0b:01"
+src-ip = "10.0.0.0/16"
+dst-ip = "10.2.0.0/16"
+flows = 1000
+"#,
+    },
+    Scenario {
+        name: "l2-xconnect",
+        what: "L2 cross-connect, port to port; IMIX",
+        config: r#"
+[[interface]]
+name = "pg0"
+driver = "pg"
+[[interface]]
+name = "sink0"
+driver = "sink"
+[[xconnect]]
+from = "pg0"
+to = "sink0"
+[[stream]]
+name = "imix"
+interface = "pg0"
+count = {COUNT}
+size = "imix"
+src-ip = "10.0.0.0/16"
+dst-ip = "10.1.0.0/16"
+flows = 1000
+"#,
+    },
+];
+
+/// One scenario's figures, as `--json` prints them (names kept stable).
+#[derive(Debug, Serialize)]
+pub struct Figures {
+    scenario: String,
+    what: String,
+    packets: u64,
+    runs: usize,
+    mpps_median: f64,
+    mpps_min: f64,
+    mpps_max: f64,
+    cycles_per_packet_median: f64,
+    vectors_per_call: f64,
+    /// Node name → cycles per packet (median over runs).
+    nodes: std::collections::BTreeMap<String, f64>,
+    /// Peers doing the same work in the same run (none yet for these).
+    peers: Vec<Peer>,
+    /// How the figures were made.
+    cpu: String,
+    tsc_ghz: f64,
+    huge_pages: bool,
+    vector_size: usize,
+}
+
+/// A peer's figure beside Sluice's.
+#[derive(Debug, Serialize)]
+pub struct Peer {
+    name: String,
+    mpps_median: f64,
+    ratio: f64,
+}
+
+fn median(v: &mut [f64]) -> f64 {
+    v.sort_by(f64::total_cmp);
+    match v.len() {
+        0 => 0.0,
+        n if n % 2 == 1 => v[n / 2],
+        n => (v[n / 2 - 1] + v[n / 2]) / 2.0,
+    }
+}
+
+fn cpu_model() -> String {
+    std::fs::read_to_string("/proc/cpuinfo")
+        .ok()
+        .and_then(|s| {
+            s.lines()
+                .find(|l| l.starts_with("model name"))
+                .and_then(|l| l.split(':').nth(1))
+                .map(|m| m.trim().to_string())
+        })
+        .unwrap_or_else(|| "unknown".into())
+}
+
+/// Runs one scenario `runs` times with `count` generated packets.
+fn run_scenario(s: &Scenario, count: u64, runs: usize) -> anyhow::Result<Figures> {
+    let src = s
+        .config
+        .replace("{COUNT}", &count.to_string())
+        .replace("{HALF}", &(count / 2).to_string());
+    let cfg = Config::parse(&src).with_context(|| format!("scenario {}", s.name))?;
+    let mut mpps = Vec::new();
+    let mut per_node: std::collections::BTreeMap<String, Vec<f64>> = Default::default();
+    let mut totals = Vec::new();
+    let mut vpc = Vec::new();
+    let mut huge = false;
+    let mut packets = 0;
+    for _ in 0..runs {
+        let dp = Dataplane::build(&cfg)?;
+        huge = dp.pool().backing().huge_pages;
+        let report = dp.run(Arc::new(AtomicBool::new(false)), None)?;
+        let (total, free) = report.buffers;
+        if total != free || report.panics > 0 {
+            bail!("scenario {}: buffers leaked or a worker panicked", s.name);
+        }
+        packets = report.packets_in;
+        mpps.push(report.mpps());
+        let n = report.packets_in.max(1) as f64;
+        let mut sum = 0.0;
+        for r in &report.rows {
+            if r.vectors == 0 {
+                continue;
+            }
+            let cpp = r.clocks_total as f64 / n;
+            sum += cpp;
+            per_node.entry(r.name.clone()).or_default().push(r.clocks());
+        }
+        totals.push(sum);
+        if let Some(input) = report.rows.iter().find(|r| r.name == "pg0-input") {
+            vpc.push(input.vectors as f64 / input.calls.max(1) as f64);
+        }
+    }
+    let (lo, hi) = (
+        mpps.iter().copied().fold(f64::INFINITY, f64::min),
+        mpps.iter().copied().fold(0.0, f64::max),
+    );
+    Ok(Figures {
+        scenario: s.name.to_string(),
+        what: s.what.to_string(),
+        packets,
+        runs,
+        mpps_median: median(&mut mpps),
+        mpps_min: lo,
+        mpps_max: hi,
+        cycles_per_packet_median: median(&mut totals),
+        vectors_per_call: median(&mut vpc),
+        nodes: per_node
+            .into_iter()
+            .map(|(k, mut v)| (k, median(&mut v)))
+            .collect(),
+        peers: Vec::new(),
+        cpu: cpu_model(),
+        tsc_ghz: sluice_graph::clock::hz() / 1e9,
+        huge_pages: huge,
+        vector_size: cfg.burst,
+    })
+}
+
+/// `sluice bench`.
+pub fn run(names: &[String], runs: usize, quick: bool, json: bool) -> anyhow::Result<()> {
+    if names.iter().any(|n| n == "list") {
+        for s in SCENARIOS {
+            println!("{:<16} {}", s.name, s.what);
+        }
+        return Ok(());
+    }
+    let chosen: Vec<&Scenario> = if names.is_empty() {
+        SCENARIOS.iter().collect()
+    } else {
+        names
+            .iter()
+            .map(|n| {
+                SCENARIOS.iter().find(|s| s.name == n).with_context(|| {
+                    let all: Vec<&str> = SCENARIOS.iter().map(|s| s.name).collect();
+                    format!("no scenario `{n}` (there are: {})", all.join(", "))
+                })
+            })
+            .collect::<anyhow::Result<_>>()?
+    };
+    if !(1..=100).contains(&runs) {
+        bail!("--runs {runs}: give 1 to 100");
+    }
+    let count = if quick { 200_000 } else { 10_000_000 };
+    for s in chosen {
+        let f = run_scenario(s, count, runs)?;
+        if json {
+            println!("{}", serde_json::to_string(&f)?);
+        } else {
+            println!(
+                "{:<16} {:>7.2} Mpps (min {:.2}, max {:.2}, {} runs of {} packets), {:.1} cycles/packet, {:.1} packets/vector",
+                f.scenario, f.mpps_median, f.mpps_min, f.mpps_max, f.runs, f.packets,
+                f.cycles_per_packet_median, f.vectors_per_call
+            );
+            for (node, c) in &f.nodes {
+                println!("    {node:<24} {c:>7.1} cycles/packet");
+            }
+        }
+    }
+    if !json {
+        println!(
+            "{}, TSC {:.2} GHz; one worker; medians over the runs",
+            cpu_model(),
+            sluice_graph::clock::hz() / 1e9
+        );
+    }
+    Ok(())
+}

@@ -1,0 +1,47 @@
+//! `sluice bench` smoke run: every scenario still runs and says how its
+//! figures were made (not how fast — that is for a quiet machine).
+
+use std::process::Command;
+
+#[test]
+fn every_scenario_runs_and_reports_in_json() {
+    let o = Command::new(env!("CARGO_BIN_EXE_sluice"))
+        .args(["bench", "--quick", "--runs", "1", "--json"])
+        .output()
+        .unwrap();
+    let out = String::from_utf8_lossy(&o.stdout);
+    assert!(o.status.success(), "{out}{}", String::from_utf8_lossy(&o.stderr));
+    let lines: Vec<serde_json::Value> = out
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect();
+    assert_eq!(lines.len(), 4, "{out}");
+    for v in &lines {
+        for key in [
+            "scenario",
+            "packets",
+            "runs",
+            "mpps_median",
+            "mpps_min",
+            "mpps_max",
+            "cycles_per_packet_median",
+            "nodes",
+            "peers",
+            "cpu",
+            "tsc_ghz",
+            "huge_pages",
+            "vector_size",
+        ] {
+            assert!(v.get(key).is_some(), "no `{key}` in {v}");
+        }
+        assert!(v["mpps_median"].as_f64().unwrap() > 0.0, "{v}");
+        assert!(v["packets"].as_u64().unwrap() >= 100_000, "{v}");
+        assert!(!v["nodes"].as_object().unwrap().is_empty(), "{v}");
+    }
+    let o = Command::new(env!("CARGO_BIN_EXE_sluice"))
+        .args(["bench", "no-such-scenario"])
+        .output()
+        .unwrap();
+    assert_eq!(o.status.code(), Some(2));
+    assert!(String::from_utf8_lossy(&o.stderr).contains("ip4-route"));
+}
