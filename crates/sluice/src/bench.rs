@@ -261,13 +261,49 @@ fn run_scenario(s: &Scenario, count: u64, runs: usize) -> anyhow::Result<Figures
     })
 }
 
-/// `sluice bench`.
-pub fn run(names: &[String], runs: usize, quick: bool, json: bool) -> anyhow::Result<()> {
+/// Scenarios more than `SLOWER` slower than the baseline are flagged.
+const SLOWER: f64 = 0.10;
+
+/// Reads a baseline: `--json` output of an earlier run (one object a line).
+fn baseline(path: &std::path::Path) -> anyhow::Result<std::collections::HashMap<String, f64>> {
+    let text = std::fs::read_to_string(path)
+        .with_context(|| format!("cannot read baseline {}", path.display()))?;
+    let mut out = std::collections::HashMap::new();
+    for (i, line) in text
+        .lines()
+        .enumerate()
+        .filter(|(_, l)| !l.trim().is_empty())
+    {
+        let v: serde_json::Value = serde_json::from_str(line)
+            .with_context(|| format!("{} line {}: not a bench result", path.display(), i + 1))?;
+        let (Some(name), Some(mpps)) = (v["scenario"].as_str(), v["mpps_median"].as_f64()) else {
+            bail!(
+                "{} line {}: no scenario or mpps_median",
+                path.display(),
+                i + 1
+            );
+        };
+        out.insert(name.to_string(), mpps);
+    }
+    Ok(out)
+}
+
+/// `sluice bench`; false when `compare` found a scenario slower than its
+/// baseline by more than 10 %.
+pub fn run(
+    names: &[String],
+    runs: usize,
+    quick: bool,
+    json: bool,
+    compare: Option<&std::path::Path>,
+) -> anyhow::Result<bool> {
+    let base = compare.map(baseline).transpose()?;
+    let mut regressions = Vec::new();
     if names.iter().any(|n| n == "list") {
         for s in SCENARIOS {
             println!("{:<16} {}", s.name, s.what);
         }
-        return Ok(());
+        return Ok(true);
     }
     let chosen: Vec<&Scenario> = if names.is_empty() {
         SCENARIOS.iter().collect()
@@ -288,13 +324,30 @@ pub fn run(names: &[String], runs: usize, quick: bool, json: bool) -> anyhow::Re
     let count = if quick { 200_000 } else { 10_000_000 };
     for s in chosen {
         let f = run_scenario(s, count, runs)?;
+        if let Some(b) = base.as_ref().and_then(|b| b.get(s.name))
+            && f.mpps_median < b * (1.0 - SLOWER)
+        {
+            regressions.push(format!(
+                "{}: {:.2} Mpps, {:.0} % below the baseline's {:.2}",
+                s.name,
+                f.mpps_median,
+                (1.0 - f.mpps_median / b) * 100.0,
+                b
+            ));
+        }
         if json {
             println!("{}", serde_json::to_string(&f)?);
         } else {
             println!(
                 "{:<16} {:>7.2} Mpps (min {:.2}, max {:.2}, {} runs of {} packets), {:.1} cycles/packet, {:.1} packets/vector",
-                f.scenario, f.mpps_median, f.mpps_min, f.mpps_max, f.runs, f.packets,
-                f.cycles_per_packet_median, f.vectors_per_call
+                f.scenario,
+                f.mpps_median,
+                f.mpps_min,
+                f.mpps_max,
+                f.runs,
+                f.packets,
+                f.cycles_per_packet_median,
+                f.vectors_per_call
             );
             for (node, c) in &f.nodes {
                 println!("    {node:<24} {c:>7.1} cycles/packet");
@@ -308,5 +361,8 @@ pub fn run(names: &[String], runs: usize, quick: bool, json: bool) -> anyhow::Re
             sluice_graph::clock::hz() / 1e9
         );
     }
-    Ok(())
+    for r in &regressions {
+        eprintln!("sluice bench: slower: {r}");
+    }
+    Ok(regressions.is_empty())
 }

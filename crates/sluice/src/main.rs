@@ -61,6 +61,10 @@ enum Command {
         /// One JSON object per scenario, one a line.
         #[arg(long)]
         json: bool,
+        /// Flag (exit 1) any scenario more than 10 % slower than in this
+        /// earlier `--json` output.
+        #[arg(long)]
+        compare: Option<PathBuf>,
     },
     /// Check what this host offers the forwarder (and a configuration's
     /// interfaces and cores), one actionable line a finding.
@@ -118,7 +122,14 @@ fn real_main() -> anyhow::Result<ExitCode> {
             runs,
             quick,
             json,
-        } => bench::run(&names, runs, quick, json).map(|()| ExitCode::SUCCESS),
+            compare,
+        } => bench::run(&names, runs, quick, json, compare.as_deref()).map(|ok| {
+            if ok {
+                ExitCode::SUCCESS
+            } else {
+                ExitCode::FAILURE
+            }
+        }),
         Command::Run {
             config,
             duration,

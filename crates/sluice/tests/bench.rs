@@ -10,7 +10,11 @@ fn every_scenario_runs_and_reports_in_json() {
         .output()
         .unwrap();
     let out = String::from_utf8_lossy(&o.stdout);
-    assert!(o.status.success(), "{out}{}", String::from_utf8_lossy(&o.stderr));
+    assert!(
+        o.status.success(),
+        "{out}{}",
+        String::from_utf8_lossy(&o.stderr)
+    );
     let lines: Vec<serde_json::Value> = out
         .lines()
         .map(|l| serde_json::from_str(l).unwrap())
@@ -44,4 +48,40 @@ fn every_scenario_runs_and_reports_in_json() {
         .unwrap();
     assert_eq!(o.status.code(), Some(2));
     assert!(String::from_utf8_lossy(&o.stderr).contains("ip4-route"));
+}
+
+#[test]
+fn a_scenario_slower_than_its_baseline_is_flagged() {
+    let dir = std::env::temp_dir().join(format!("sluice-bench-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let fast = dir.join("fast.json");
+    let slow = dir.join("slow.json");
+    // A baseline no machine reaches, and one any machine beats.
+    std::fs::write(
+        &fast,
+        r#"{"scenario":"l2-xconnect","mpps_median":100000.0}"#,
+    )
+    .unwrap();
+    std::fs::write(&slow, r#"{"scenario":"l2-xconnect","mpps_median":0.001}"#).unwrap();
+    let run = |baseline: &std::path::Path| {
+        Command::new(env!("CARGO_BIN_EXE_sluice"))
+            .args([
+                "bench",
+                "l2-xconnect",
+                "--quick",
+                "--runs",
+                "1",
+                "--compare",
+            ])
+            .arg(baseline)
+            .output()
+            .unwrap()
+    };
+    let o = run(&fast);
+    assert_eq!(o.status.code(), Some(1));
+    assert!(String::from_utf8_lossy(&o.stderr).contains("slower: l2-xconnect"));
+    assert!(run(&slow).status.success());
+    std::fs::write(&slow, "garbage\n").unwrap();
+    assert_eq!(run(&slow).status.code(), Some(2));
+    let _ = std::fs::remove_dir_all(&dir);
 }
