@@ -505,6 +505,11 @@ impl Dataplane {
         })
     }
 
+    /// The routing tables, to change while the workers forward.
+    pub fn fib(&self) -> Arc<Fib> {
+        self.fib.clone()
+    }
+
     /// The buffer pool (to report its backing).
     pub fn pool(&self) -> &Pool {
         &self.pool
