@@ -19,12 +19,17 @@
 //! Sluice's pool is ever mapped into a peer, and each connection has only
 //! its own client's regions.
 //!
+//! Sluice can also be the client: [`connect`] returns a [`MemifClient`]
+//! (polled like the server) and [`MemifClientRx`]/[`MemifClientTx`]
+//! halves; then Sluice owns the region and the eventfds.
+//!
 //! Everything read from shared memory or the socket is untrusted: ring
 //! indices, descriptors (region, offset, length) and every handshake
 //! field are checked; a bad descriptor is a counted drop, a broken ring or
 //! a bad handshake step a counted disconnect. When the client goes, the
 //! server listens again and the next client gets the same queues.
 
+mod client;
 pub mod proto;
 mod queue;
 mod ring;
@@ -35,6 +40,7 @@ use std::sync::Mutex;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
 
+pub use client::{MemifClient, MemifClientConfig, MemifClientRx, MemifClientTx, connect};
 pub use queue::{MemifRx, MemifTx, RxMode};
 pub use server::{MemifServer, Refusal, listen};
 
