@@ -12,7 +12,10 @@ use sluice_graph::{Graph, GraphBuilder, GraphStats, runtime};
 use sluice_io::Driver as IfDriver;
 use sluice_io::af_packet::{AfPacket, AfPacketConfig, AfPacketRx, AfPacketTx};
 use sluice_io::af_xdp::{self, AfXdpConfig, AfXdpRx, AfXdpTx};
-use sluice_io::memif::{self, MemifConfig, MemifRx, MemifServer, MemifSocket, MemifTx, RxMode};
+use sluice_io::memif::{
+    self, MemifClient, MemifClientConfig, MemifClientRx, MemifClientTx, MemifConfig, MemifRx,
+    MemifServer, MemifSocket, MemifTx, RxMode,
+};
 use sluice_io::pcap::{PcapCapture, PcapReplay};
 use sluice_io::pg::PacketGenerator;
 use sluice_io::sink::Sink;
@@ -66,6 +69,8 @@ enum Opened {
     Tap(Option<(TapRx, TapTx)>),
     /// Queue pairs by queue number.
     Memif(Vec<Option<(MemifRx, MemifTx)>>),
+    /// Queue pairs by queue number, Sluice the client.
+    MemifClient(Vec<Option<(MemifClientRx, MemifClientTx)>>),
 }
 
 /// A worker's receive or transmit driver of a kernel interface.
@@ -94,6 +99,10 @@ impl Opened {
                 .into_iter()
                 .map(|(r, t)| (boxed(r), boxed(t)))
                 .unzip(),
+            Opened::MemifClient(slots) => share(slots, w, workers)
+                .into_iter()
+                .map(|(r, t)| (boxed(r), boxed(t)))
+                .unzip(),
         }
     }
 }
@@ -105,7 +114,55 @@ struct KernelPorts {
     links: Vec<Option<Arc<LinkStatus>>>,
     interfaces: Vec<Interface>,
     /// memif control channels, served by the thread that runs the workers.
-    memif_servers: Vec<MemifServer>,
+    memif_servers: Vec<MemifEnd>,
+}
+
+/// A memif control channel, either end.
+enum MemifEnd {
+    Server(MemifServer),
+    Client(MemifClient),
+}
+
+impl MemifEnd {
+    fn poll(&mut self, timeout: Duration) {
+        match self {
+            MemifEnd::Server(s) => s.poll(timeout),
+            MemifEnd::Client(c) => c.poll(timeout),
+        }
+    }
+}
+
+/// The socket of a memif interface: a path, or `abstract:NAME`.
+fn memif_socket(m: &crate::config::Memif) -> MemifSocket {
+    match m.socket.strip_prefix("abstract:") {
+        Some(a) => MemifSocket::Abstract(a.to_string()),
+        None => MemifSocket::Path(m.socket.clone().into()),
+    }
+}
+
+/// Connects to a memif server (retrying while it is not there yet); the
+/// queue pairs wait for their workers.
+fn open_memif_client(
+    config: &Config,
+    name: &str,
+    m: &crate::config::Memif,
+    status: &Arc<LinkStatus>,
+) -> Result<(MemifClient, Vec<(MemifClientRx, MemifClientTx)>), DataplaneError> {
+    if (m.queues as usize) < config.workers {
+        return Err(DataplaneError::Queues(
+            name.to_string(),
+            format!(
+                "{} queue(s) for {} workers: every worker needs one (set `queues`)",
+                m.queues, config.workers
+            ),
+        ));
+    }
+    let mut cfg = MemifClientConfig::new(name, "");
+    cfg.socket = memif_socket(m);
+    cfg.id = m.id;
+    cfg.secret = m.secret.clone();
+    cfg.queues = m.queues as u16;
+    memif::connect(&cfg, status).map_err(|e| DataplaneError::Kernel(name.to_string(), e))
 }
 
 /// Listens for a memif client; its queue pairs wait for their workers.
@@ -124,13 +181,8 @@ fn open_memif(
             ),
         ));
     }
-    let mut cfg = match m.socket.strip_prefix("abstract:") {
-        Some(a) => MemifConfig {
-            socket: MemifSocket::Abstract(a.to_string()),
-            ..MemifConfig::new(name, "")
-        },
-        None => MemifConfig::new(name, &m.socket),
-    };
+    let mut cfg = MemifConfig::new(name, "");
+    cfg.socket = memif_socket(m);
     cfg.id = m.id;
     cfg.secret = m.secret.clone();
     cfg.queues = m.queues as u16;
@@ -173,9 +225,17 @@ fn open_kernel(config: &Config, pool: &Pool) -> Result<KernelPorts, DataplaneErr
     for (k, i) in config.interfaces.iter().enumerate() {
         if let Driver::Memif(m) = &i.driver {
             let st = LinkStatus::new();
-            let (server, queues) = open_memif(config, &i.name, m, &st)?;
-            memif_servers.push(server);
-            opened.push(Some(Opened::Memif(queues.into_iter().map(Some).collect())));
+            if m.client {
+                let (client, queues) = open_memif_client(config, &i.name, m, &st)?;
+                memif_servers.push(MemifEnd::Client(client));
+                opened.push(Some(Opened::MemifClient(
+                    queues.into_iter().map(Some).collect(),
+                )));
+            } else {
+                let (server, queues) = open_memif(config, &i.name, m, &st)?;
+                memif_servers.push(MemifEnd::Server(server));
+                opened.push(Some(Opened::Memif(queues.into_iter().map(Some).collect())));
+            }
             status.push(Some(st));
             continue;
         }
@@ -281,7 +341,7 @@ pub struct Dataplane {
     interfaces: Arc<Interfaces>,
     links: Vec<Option<Arc<LinkStatus>>>,
     fib: Arc<Fib>,
-    memif_servers: Vec<MemifServer>,
+    memif_servers: Vec<MemifEnd>,
     if_stats: IfStats,
     graphs: Vec<Graph>,
     cores: Vec<usize>,

@@ -134,6 +134,8 @@ pub struct Memif {
     /// Ask the client for interrupts (eventfd kicks) when idle, so an idle
     /// worker can sleep; else poll.
     pub interrupt: bool,
+    /// Sluice connects to a server (and owns the memory) instead of serving.
+    pub client: bool,
 }
 
 /// Where a kernel-facing interface attaches.
@@ -238,6 +240,7 @@ struct RawInterface {
     id: Option<Spanned<i64>>,
     secret: Option<Spanned<String>>,
     rx_mode: Option<Spanned<String>>,
+    role: Option<Spanned<String>>,
 }
 
 #[derive(Deserialize)]
@@ -512,7 +515,23 @@ fn memif(
             );
         }
     };
+    let client = match r.role.as_ref().map(|m| (m, m.get_ref().as_str())) {
+        None | Some((_, "server")) => false,
+        Some((_, "client")) => true,
+        Some((m, other)) => {
+            return c.err(
+                m.span(),
+                key("role"),
+                format!("`{other}`: use \"server\" or \"client\""),
+            );
+        }
+    };
+    if client && interrupt {
+        let span = r.rx_mode.as_ref().map(|v| v.span()).unwrap_or_default();
+        return c.err(span, key("rx-mode"), "a memif client polls");
+    }
     Ok(Memif {
+        client,
         socket,
         id: match &r.id {
             Some(v) => c.int(v, &key("id"), 0, i64::from(u32::MAX))?,
@@ -779,6 +798,7 @@ impl Config {
                 ("id", r.id.as_ref().map(|v| v.span())),
                 ("secret", r.secret.as_ref().map(|v| v.span())),
                 ("rx-mode", r.rx_mode.as_ref().map(|v| v.span())),
+                ("role", r.role.as_ref().map(|v| v.span())),
             ];
             if !matches!(driver, Driver::Memif(_))
                 && let Some((k, Some(span))) = memif_keys.into_iter().find(|(_, s)| s.is_some())
