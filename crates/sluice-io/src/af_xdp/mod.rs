@@ -101,11 +101,13 @@ pub struct AfXdpInfo {
 }
 
 /// The program and map of a device, shared by its queues' sockets. The
-/// program is detached when the last of them goes.
+/// program is attached once every fill ring holds buffers (a frame
+/// steered to a socket with none is lost), and detached when the last
+/// socket goes.
 #[derive(Debug)]
 struct DeviceAttachment {
     map: XskMap,
-    _program: XdpAttachment,
+    program: Mutex<Option<XdpAttachment>>,
 }
 
 /// What the two halves of one queue share. Fields drop in order: the
@@ -258,20 +260,22 @@ pub fn open(
         map.insert(q, s.fd.as_fd())?;
         sockets.push(s);
     }
-    let program = attach_redirect(ifindex, &map, config.hook)?;
-    let info = AfXdpInfo {
-        ifindex,
-        hook: program.hook(),
-        zero_copy: sockets.iter().all(|s| s.zero_copy),
-    };
+    let zero_copy = sockets.iter().all(|s| s.zero_copy);
     let device = Arc::new(DeviceAttachment {
         map,
-        _program: program,
+        program: Mutex::new(None),
     });
     let mut halves = Vec::new();
     for (q, s) in sockets.into_iter().enumerate() {
         halves.push(halves_of(s, q as u32, pool, &device, config, status)?);
     }
+    let program = attach_redirect(ifindex, &device.map, config.hook)?;
+    let info = AfXdpInfo {
+        ifindex,
+        hook: program.hook(),
+        zero_copy,
+    };
+    *device.program.lock().unwrap_or_else(|p| p.into_inner()) = Some(program);
     status.set(link.state());
     Ok((halves, info))
 }
