@@ -538,3 +538,103 @@ fn testpmd_txonly_server_reaches_sluice_client() {
     cache.flush();
     assert_eq!(pool.free_count(), pool.capacity(), "buffers leaked");
 }
+
+/// A network function built on `MemifPort` (the reflector of the example)
+/// sends back what a Sluice server gives it, MACs swapped.
+#[test]
+fn a_memif_port_reflects_frames_back_to_sluice() {
+    use sluice_io::memif::{MemifConfig, MemifPort, listen};
+    let dir = std::env::temp_dir().join(sluice_testnet::unique("port"));
+    std::fs::create_dir_all(&dir).unwrap();
+    let sock = dir.join("m.sock");
+    let status = sluice_io::LinkStatus::new();
+    let (mut server, mut queues) = listen(&MemifConfig::new("m0", &sock), &status).unwrap();
+    let (mut rx, mut tx) = queues.remove(0);
+    let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let flag = stop.clone();
+    let path = sock.to_str().unwrap().to_string();
+    let vnf = std::thread::spawn(move || {
+        let mut port = MemifPort::connect(&path, 0).unwrap();
+        let mut back = 0;
+        while !flag.load(std::sync::atomic::Ordering::Relaxed) {
+            back += port.reflect(|p| {
+                let d = p.data_mut();
+                for i in 0..6 {
+                    d.swap(i, i + 6);
+                }
+                true
+            });
+        }
+        back
+    });
+    let pool = sluice_buf::Pool::new(&sluice_buf::PoolConfig {
+        buffers: 4096,
+        huge_pages: sluice_buf::HugePages::Never,
+        lock: false,
+    })
+    .unwrap();
+    let mut cache = pool.cache(64);
+    let end = std::time::Instant::now() + std::time::Duration::from_secs(10);
+    while !server.is_connected() && std::time::Instant::now() < end {
+        server.poll(std::time::Duration::from_millis(5));
+    }
+    assert!(server.is_connected());
+    let mut frame = sluice_graph::Frame::new();
+    let mut f = vec![0u8; 100];
+    f[..6].copy_from_slice(&[2, 0, 0, 0, 0, 0xbb]);
+    f[6..12].copy_from_slice(&[2, 0, 0, 0, 0, 0xaa]);
+    use sluice_io::Driver;
+    // The port posts its receive buffers once it hears CONNECTED: probe
+    // until one comes back.
+    let mut probes = 0;
+    let end = std::time::Instant::now() + std::time::Duration::from_secs(10);
+    'probe: while std::time::Instant::now() < end {
+        let mut p = f.clone();
+        p[20] = 0xff;
+        frame.push(cache.alloc_from(&p).unwrap());
+        probes += 1 - tx.tx_burst(&mut cache, &mut frame);
+        for _ in 0..100 {
+            server.poll(std::time::Duration::ZERO);
+            rx.rx_burst(&mut cache, &mut frame, 256);
+            let back = !frame.is_empty();
+            cache.free_all(&mut frame);
+            if back {
+                break 'probe;
+            }
+            std::thread::sleep(std::time::Duration::from_millis(1));
+        }
+    }
+    let mut got = Vec::new();
+    for round in 0..20u8 {
+        f[20] = round;
+        for _ in 0..50 {
+            frame.push(cache.alloc_from(&f).unwrap());
+        }
+        assert_eq!(tx.tx_burst(&mut cache, &mut frame), 0);
+        let end = std::time::Instant::now() + std::time::Duration::from_secs(5);
+        let before = got.len();
+        while got.len() < before + 50 && std::time::Instant::now() < end {
+            server.poll(std::time::Duration::ZERO);
+            rx.rx_burst(&mut cache, &mut frame, 256);
+            for p in frame.drain(..) {
+                if p.data()[20] != 0xff {
+                    got.push(p.data().to_vec());
+                }
+                cache.free(p);
+            }
+        }
+    }
+    stop.store(true, std::sync::atomic::Ordering::Relaxed);
+    let back = vnf.join().unwrap();
+    assert_eq!(got.len(), 1000, "every frame came back");
+    assert!(
+        back >= 1000 && back <= 1000 + probes,
+        "{back} reflected, {probes} probes"
+    );
+    for g in &got {
+        assert_eq!(&g[..6], &[2, 0, 0, 0, 0, 0xaa], "MACs swapped");
+        assert_eq!(&g[6..12], &[2, 0, 0, 0, 0, 0xbb]);
+    }
+    drop((rx, tx, server));
+    let _ = std::fs::remove_dir_all(&dir);
+}

@@ -23,6 +23,9 @@
 //! (polled like the server) and [`MemifClientRx`]/[`MemifClientTx`]
 //! halves; then Sluice owns the region and the eventfds.
 //!
+//! A network function attaching to Sluice uses [`MemifPort`]: connect,
+//! then receive, change and send bursts (`examples/reflector.rs`).
+//!
 //! Everything read from shared memory or the socket is untrusted: ring
 //! indices, descriptors (region, offset, length) and every handshake
 //! field are checked; a bad descriptor is a counted drop, a broken ring or
@@ -30,6 +33,7 @@
 //! server listens again and the next client gets the same queues.
 
 mod client;
+mod port;
 pub mod proto;
 mod queue;
 mod ring;
@@ -41,6 +45,7 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
 
 pub use client::{MemifClient, MemifClientConfig, MemifClientRx, MemifClientTx, connect};
+pub use port::MemifPort;
 pub use queue::{MemifRx, MemifTx, RxMode};
 pub use server::{MemifServer, Refusal, listen};
 
