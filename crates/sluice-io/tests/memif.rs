@@ -13,7 +13,7 @@ use sluice_buf::{BufCache, HugePages, Pool, PoolConfig};
 use sluice_graph::{Frame, InputState};
 use sluice_io::memif::{self, MemifConfig, MemifRx, MemifServer, MemifTx};
 use sluice_io::{Driver, LinkState, LinkStatus};
-use sluice_testnet::{ChildGuard, require, unique};
+use sluice_testnet::{ChildGuard, Scratch, require, unique};
 
 fn pool() -> Pool {
     Pool::new(&PoolConfig {
@@ -24,24 +24,16 @@ fn pool() -> Pool {
     .unwrap()
 }
 
-/// A directory of the test's own, removed on drop.
-struct TempDir(PathBuf);
+/// The test's own directory, with the memif socket in it.
+struct TempDir(Scratch);
 
 impl TempDir {
     fn new() -> TempDir {
-        let p = std::env::temp_dir().join(unique("memif"));
-        std::fs::create_dir_all(&p).unwrap();
-        TempDir(p)
+        TempDir(Scratch::new("memif"))
     }
 
     fn sock(&self) -> PathBuf {
         self.0.join("memif.sock")
-    }
-}
-
-impl Drop for TempDir {
-    fn drop(&mut self) {
-        let _ = std::fs::remove_dir_all(&self.0);
     }
 }
 

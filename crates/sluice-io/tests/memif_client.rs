@@ -17,7 +17,7 @@ use sluice_io::memif::{
 };
 use sluice_io::sys::unix::{self, UnixAddr};
 use sluice_io::{Driver, LinkState, LinkStatus};
-use sluice_testnet::{ChildGuard, require, unique};
+use sluice_testnet::{ChildGuard, Scratch, require, unique};
 
 fn pool() -> Pool {
     Pool::new(&PoolConfig {
@@ -28,24 +28,16 @@ fn pool() -> Pool {
     .unwrap()
 }
 
-/// A directory of the test's own, removed on drop.
-struct TempDir(PathBuf);
+/// The test's own directory, with the memif socket in it.
+struct TempDir(Scratch);
 
 impl TempDir {
     fn new() -> TempDir {
-        let p = std::env::temp_dir().join(unique("memifc"));
-        std::fs::create_dir_all(&p).unwrap();
-        TempDir(p)
+        TempDir(Scratch::new("memifc"))
     }
 
     fn sock(&self) -> PathBuf {
         self.0.join("memif.sock")
-    }
-}
-
-impl Drop for TempDir {
-    fn drop(&mut self) {
-        let _ = std::fs::remove_dir_all(&self.0);
     }
 }
 

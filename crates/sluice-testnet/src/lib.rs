@@ -92,6 +92,36 @@ pub fn iperf3_received_bytes(report: &str) -> u64 {
     digits.parse().unwrap_or(0)
 }
 
+/// A directory of the test's own under the system's temporary directory,
+/// removed with everything in it when the guard drops.
+#[derive(Debug)]
+pub struct Scratch(std::path::PathBuf);
+
+impl Scratch {
+    /// A fresh directory named after `prefix` (see [`unique`]).
+    pub fn new(prefix: &str) -> Scratch {
+        let p = std::env::temp_dir().join(unique(prefix));
+        std::fs::create_dir_all(&p).unwrap_or_else(|e| panic!("cannot make {}: {e}", p.display()));
+        Scratch(p)
+    }
+
+    /// The directory.
+    pub fn path(&self) -> &std::path::Path {
+        &self.0
+    }
+
+    /// A path inside it.
+    pub fn join(&self, name: &str) -> std::path::PathBuf {
+        self.0.join(name)
+    }
+}
+
+impl Drop for Scratch {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_dir_all(&self.0);
+    }
+}
+
 /// A child process killed (by its PID) and reaped when the guard drops.
 #[derive(Debug)]
 pub struct ChildGuard(pub Child);

@@ -505,16 +505,7 @@ pub fn connect(
     status: &Arc<LinkStatus>,
 ) -> Result<(MemifClient, Vec<(MemifClientRx, MemifClientTx)>), KernelError> {
     let what = || format!("memif {}: client of {:?}", config.name, config.socket);
-    if config.queues == 0 || config.queues > 256 {
-        return Err(KernelError::other(what(), "queues must be 1..=256"));
-    }
-    if config
-        .secret
-        .as_ref()
-        .is_some_and(|s| s.len() > proto::SECRET_SIZE)
-    {
-        return Err(KernelError::other(what(), "secret longer than 24 bytes"));
-    }
+    proto::check_config(&what, config.queues, config.secret.as_deref())?;
     if config.log2_ring_size == 0 || config.log2_ring_size > MAX_LOG2_RING_SIZE {
         return Err(KernelError::other(what(), "log2_ring_size must be 1..=14"));
     }

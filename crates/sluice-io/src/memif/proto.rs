@@ -345,6 +345,26 @@ fn u16_at(b: &[u8; MSG_SIZE], at: usize) -> u16 {
     u16::from_ne_bytes(arr(b, at))
 }
 
+/// The checks both ends make of their own configuration: queue pairs
+/// within what the protocol's `u8` indices allow, a secret that fits its
+/// field.
+pub(crate) fn check_config(
+    what: &dyn Fn() -> String,
+    queues: u16,
+    secret: Option<&str>,
+) -> Result<(), crate::KernelError> {
+    if queues == 0 || queues > 256 {
+        return Err(crate::KernelError::other(what(), "queues must be 1..=256"));
+    }
+    if secret.is_some_and(|s| s.len() > SECRET_SIZE) {
+        return Err(crate::KernelError::other(
+            what(),
+            "secret longer than 24 bytes",
+        ));
+    }
+    Ok(())
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

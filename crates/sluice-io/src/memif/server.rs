@@ -169,16 +169,7 @@ pub fn listen(
     status: &Arc<LinkStatus>,
 ) -> Result<(MemifServer, Vec<(MemifRx, MemifTx)>), KernelError> {
     let what = || format!("memif {}: listening on {:?}", config.name, config.socket);
-    if config.queues == 0 || config.queues > 256 {
-        return Err(KernelError::other(what(), "queues must be 1..=256"));
-    }
-    if config
-        .secret
-        .as_ref()
-        .is_some_and(|s| s.len() > proto::SECRET_SIZE)
-    {
-        return Err(KernelError::other(what(), "secret longer than 24 bytes"));
-    }
+    proto::check_config(&what, config.queues, config.secret.as_deref())?;
     let fd = unix::seqpacket().context(what)?;
     let path = match &config.socket {
         MemifSocket::Path(p) => {
