@@ -30,7 +30,8 @@
 //!
 //! Environment: `MEMIF_BENCH_WINDOW_S` (default 4), `MEMIF_BENCH_RUNS` (3),
 //! `MEMIF_BENCH_SIZES` (e.g. `64,imix`), `MEMIF_BENCH_DUTS` (`sluice,testpmd`),
-//! `MEMIF_BENCH_DUT_CORE` (1), `MEMIF_BENCH_TESTER_CORE` (0).
+//! `MEMIF_BENCH_DUT_CORE` (1), `MEMIF_BENCH_TESTER_CORE` (0),
+//! `MEMIF_BENCH_SLUICE` (another `sluice` binary, to compare builds).
 
 use std::path::Path;
 use std::process::{Command, Stdio};
@@ -38,7 +39,11 @@ use std::time::{Duration, Instant};
 
 use sluice_testnet::{ChildGuard, Scratch, require, unique};
 
-const SLUICE: &str = env!("CARGO_BIN_EXE_sluice");
+/// The `sluice` binary: this build's, or `MEMIF_BENCH_SLUICE` (to compare
+/// two builds).
+fn sluice() -> String {
+    std::env::var("MEMIF_BENCH_SLUICE").unwrap_or_else(|_| env!("CARGO_BIN_EXE_sluice").into())
+}
 const WARM_UP: Duration = Duration::from_secs(2);
 
 fn env_or<T: std::str::FromStr>(name: &str, default: T) -> T {
@@ -226,7 +231,7 @@ fn sluice_dut(s: &Sockets, core: usize) -> ChildGuard {
     .expect("write config");
     ChildGuard(
         Command::new("taskset")
-            .args(["-c", &core.to_string(), SLUICE, "run", "-c"])
+            .args(["-c", &core.to_string(), &sluice(), "run", "-c"])
             .arg(&config)
             .arg("--socket")
             .arg(s.ctl())
@@ -238,7 +243,7 @@ fn sluice_dut(s: &Sockets, core: usize) -> ChildGuard {
 }
 
 fn ctl(socket: &Path, words: &str) -> serde_json::Value {
-    let out = Command::new(SLUICE)
+    let out = Command::new(sluice())
         .args(["ctl", "--json", "--socket"])
         .arg(socket)
         .args(words.split_whitespace())
