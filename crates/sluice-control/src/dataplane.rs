@@ -397,7 +397,7 @@ fn router(config: &Config, interfaces: &Arc<Interfaces>) -> Result<Router, Datap
     }
     let router = Router::new(fib.clone(), Arc::new(addrs))?;
     for &(i, ip, mac) in &config.neighbors {
-        let on_link = router.addrs.on_link(i as u32, ip);
+        let on_link = router.addrs.snapshot().on_link(i as u32, ip);
         fib.add_static_neighbor(i as u32, ip, mac, on_link);
     }
     for r in &config.routes {
