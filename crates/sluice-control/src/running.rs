@@ -389,3 +389,126 @@ fn prefix_could_be(a: IpAddr, prefix: Prefix) -> bool {
         (IpAddr::V4(_), Prefix::V4(..)) | (IpAddr::V6(_), Prefix::V6(..))
     )
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use sluice_fn::fib::LpmConfig;
+    use sluice_fn::{FibConfig, IfAddrs};
+
+    const BASE: &str = r#"
+[[interface]]
+name = "s0"
+driver = "sink"
+address = ["10.0.0.1/24"]
+[[interface]]
+name = "s1"
+driver = "sink"
+[[route]]
+prefix = "10.9.0.0/16"
+interface = "s1"
+via-mac = "02:00:00:00:00:01"
+"#;
+
+    /// A running configuration over a FIB with room for `adjacencies`.
+    fn running(src: &str, adjacencies: u32) -> Running {
+        let config = Config::parse(src).unwrap();
+        let interfaces = Arc::new(config.interface_table());
+        let shape = LpmConfig {
+            root_bits: 16,
+            max_groups: 4096,
+            huge_pages: false,
+            stride: 8,
+            skip: true,
+        };
+        let fib = Arc::new(
+            Fib::new(
+                FibConfig {
+                    tables: config.tables,
+                    v4: shape,
+                    v6: shape,
+                    adjacencies,
+                    load_balances: 16,
+                    vrf_root_bits: 16,
+                },
+                interfaces.clone(),
+            )
+            .unwrap(),
+        );
+        let addrs = edit::addrs_of(&config).unwrap();
+        addrs.install(&fib).unwrap();
+        for r in &config.routes {
+            fib.add(r).unwrap();
+        }
+        let links = config
+            .interfaces
+            .iter()
+            .map(|_| Some(LinkStatus::new()))
+            .collect();
+        Running::new(
+            config,
+            fib,
+            Arc::new(SharedAddrs::new(Arc::new(addrs))),
+            links,
+            interfaces,
+        )
+    }
+
+    fn fib(r: &Running) -> Vec<Route> {
+        r.fib.routes(0)
+    }
+
+    #[test]
+    fn a_file_that_fails_half_way_is_undone_whole() {
+        // Glean, local and one neighbour adjacency are taken; room for
+        // one more, and the file needs three.
+        let r = running(BASE, 4);
+        let before = (fib(&r), r.text());
+        let mut wanted = BASE.replace("10.0.0.1/24", "10.0.0.1/24\", \"10.0.5.1/24");
+        for (i, p) in ["10.1.0.0/16", "10.2.0.0/16", "10.3.0.0/16"]
+            .iter()
+            .enumerate()
+        {
+            wanted += &format!(
+                "[[route]]\nprefix = \"{p}\"\ninterface = \"s1\"\nvia-mac = \"02:00:00:00:01:{i:02x}\"\n"
+            );
+        }
+        wanted += "[[interface]]\nname = \"s2\"\ndriver = \"sink\"\n";
+        // Needing a restart: refused before anything is tried.
+        let e = r.apply(&wanted, "w.toml").unwrap_err();
+        assert!(matches!(e, ChangeError::NeedsRestart { .. }), "{e}");
+        let wanted = wanted.replace("[[interface]]\nname = \"s2\"\ndriver = \"sink\"\n", "");
+        let e = r.apply(&wanted, "w.toml").unwrap_err();
+        assert!(matches!(e, ChangeError::Live(_)), "{e}");
+        assert!(e.to_string().contains("adjacency table full"), "{e}");
+        assert_eq!((fib(&r), r.text()), before, "all undone");
+        assert!(!r.addrs.snapshot().is_v4(0, "10.0.5.1".parse().unwrap()));
+    }
+
+    #[test]
+    fn a_configured_route_over_a_connected_one_gives_it_back_when_deleted() {
+        let r = running(BASE, 64);
+        let connected = fib(&r);
+        let spec = RouteSpec {
+            prefix: "10.0.0.0/24".into(),
+            action: Some("drop".into()),
+            ..RouteSpec::default()
+        };
+        r.add_route(&spec).unwrap();
+        let p: Prefix = "10.0.0.0/24".parse().unwrap();
+        let paths = |r: &Running| fib(r).into_iter().find(|x| x.prefix == p).map(|x| x.paths);
+        assert_eq!(paths(&r), Some(vec![sluice_fn::Path::Drop]));
+        r.del_route("10.0.0.0/24", 0).unwrap();
+        assert_eq!(fib(&r), connected, "the address's route is back");
+        // An address whose subnet a route already covers leaves the route.
+        r.add_route(&spec).unwrap();
+        r.set_address("s0", "10.0.0.9/24", false).unwrap();
+        assert_eq!(paths(&r), Some(vec![sluice_fn::Path::Drop]));
+        r.set_address("s0", "10.0.0.1/24", true).unwrap();
+        r.set_address("s0", "10.0.0.9/24", true).unwrap();
+        r.del_route("10.0.0.0/24", 0).unwrap();
+        assert_eq!(paths(&r), None, "nothing makes it any more");
+        let empty = IfAddrs::new(2);
+        assert_eq!(r.addrs.snapshot().v4(0), empty.v4(0));
+    }
+}
