@@ -414,4 +414,33 @@ mod tests {
         .to_string();
         assert!(bad.contains("prefx"), "{bad}");
     }
+
+    #[test]
+    fn new_requests_leave_out_what_has_a_default() {
+        let e: Envelope = serde_json::from_str(
+            r#"{"version":1,"request":{"set-interface-address":{"interface":"s0","address":"10.0.0.1/24"}}}"#,
+        )
+        .unwrap();
+        assert_eq!(
+            e.request,
+            Request::SetInterfaceAddress {
+                interface: "s0".into(),
+                address: "10.0.0.1/24".into(),
+                del: false
+            }
+        );
+        let e: Envelope =
+            serde_json::from_str(r##"{"version":1,"request":{"apply":{"text":"# empty"}}}"##)
+                .unwrap();
+        assert_eq!(
+            e.request,
+            Request::Apply {
+                text: "# empty".into(),
+                name: None
+            }
+        );
+        let e: Envelope =
+            serde_json::from_str(r#"{"version":1,"request":"show-running-config"}"#).unwrap();
+        assert_eq!(e.request, Request::ShowRunningConfig);
+    }
 }
