@@ -82,6 +82,52 @@ pub enum Request {
         #[serde(default)]
         table: u32,
     },
+    /// The running configuration as TOML, as `sluice run --config` reads.
+    ShowRunningConfig,
+    /// Bridge domains: ports, BVI, MACs learned.
+    ShowBridgeDomain,
+    /// Gives an interface an address, or takes it away.
+    SetInterfaceAddress {
+        /// The interface, by name.
+        interface: String,
+        /// The address and prefix length, e.g. `10.0.0.1/24`.
+        address: String,
+        /// Take it away instead.
+        #[serde(default)]
+        del: bool,
+    },
+    /// Adds a static neighbour (never aged, never learned over).
+    IpNeighborAdd {
+        /// The interface it is on.
+        interface: String,
+        /// Its IP address.
+        ip: String,
+        /// Its MAC.
+        mac: String,
+    },
+    /// Removes a static neighbour.
+    IpNeighborDel {
+        /// The interface it is on.
+        interface: String,
+        /// Its IP address.
+        ip: String,
+    },
+    /// What applying a configuration file would change.
+    Diff {
+        /// The file's text.
+        text: String,
+        /// The file's name, for messages.
+        #[serde(default)]
+        name: Option<String>,
+    },
+    /// Applies a configuration file: all of it or nothing.
+    Apply {
+        /// The file's text.
+        text: String,
+        /// The file's name, for messages.
+        #[serde(default)]
+        name: Option<String>,
+    },
 }
 
 /// A route as a request gives it: one path.
@@ -208,6 +254,55 @@ pub enum Reply {
     },
     /// A change was applied.
     Done,
+    /// `show running-config`.
+    RunningConfig {
+        /// TOML.
+        text: String,
+    },
+    /// `diff` and `apply`: the plan (carried out, for `apply`).
+    Plan {
+        /// One line a step, and a count.
+        text: String,
+        /// The steps.
+        steps: Vec<PlanStep>,
+        /// Whether it was carried out.
+        applied: bool,
+    },
+    /// `show bridge-domain`.
+    BridgeDomains {
+        /// The table.
+        text: String,
+        /// One row a bridge domain.
+        rows: Vec<BridgeRow>,
+    },
+}
+
+/// One step of a plan.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct PlanStep {
+    /// `+`, `-` or `~`.
+    pub sign: String,
+    /// The object and what happens to it.
+    pub what: String,
+    /// Whether only a restart can make it.
+    pub needs_restart: bool,
+}
+
+/// One bridge domain.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct BridgeRow {
+    /// Its id.
+    pub id: u32,
+    /// Its ports, by interface name.
+    pub ports: Vec<String>,
+    /// Its BVI, if any.
+    pub bvi: Option<String>,
+    /// MACs in its table (learned and static).
+    pub macs: usize,
+    /// Whether it learns.
+    pub learn: bool,
+    /// Whether it floods unknown unicast.
+    pub flood: bool,
 }
 
 /// One interface.
@@ -318,5 +413,34 @@ mod tests {
         .unwrap_err()
         .to_string();
         assert!(bad.contains("prefx"), "{bad}");
+    }
+
+    #[test]
+    fn new_requests_leave_out_what_has_a_default() {
+        let e: Envelope = serde_json::from_str(
+            r#"{"version":1,"request":{"set-interface-address":{"interface":"s0","address":"10.0.0.1/24"}}}"#,
+        )
+        .unwrap();
+        assert_eq!(
+            e.request,
+            Request::SetInterfaceAddress {
+                interface: "s0".into(),
+                address: "10.0.0.1/24".into(),
+                del: false
+            }
+        );
+        let e: Envelope =
+            serde_json::from_str(r##"{"version":1,"request":{"apply":{"text":"# empty"}}}"##)
+                .unwrap();
+        assert_eq!(
+            e.request,
+            Request::Apply {
+                text: "# empty".into(),
+                name: None
+            }
+        );
+        let e: Envelope =
+            serde_json::from_str(r#"{"version":1,"request":"show-running-config"}"#).unwrap();
+        assert_eq!(e.request, Request::ShowRunningConfig);
     }
 }

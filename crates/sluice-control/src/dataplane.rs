@@ -24,6 +24,7 @@ use sluice_io::{InterfaceInput, InterfaceOutput, LinkStatus, Queues};
 
 use crate::config::{Config, Driver, Interface};
 use crate::metrics::MetricsServer;
+use crate::running::Running;
 use crate::server::{ControlServer, ControlState};
 use crate::show;
 
@@ -345,6 +346,7 @@ pub struct Dataplane {
     if_stats: IfStats,
     graphs: Vec<Graph>,
     cores: Vec<usize>,
+    running: Arc<Running>,
 }
 
 /// What a run did.
@@ -397,7 +399,7 @@ fn router(config: &Config, interfaces: &Arc<Interfaces>) -> Result<Router, Datap
     }
     let router = Router::new(fib.clone(), Arc::new(addrs))?;
     for &(i, ip, mac) in &config.neighbors {
-        let on_link = router.addrs.on_link(i as u32, ip);
+        let on_link = router.addrs.snapshot().on_link(i as u32, ip);
         fib.add_static_neighbor(i as u32, ip, mac, on_link);
     }
     for r in &config.routes {
@@ -427,6 +429,13 @@ impl Dataplane {
             config.xconnects.clone(),
             interfaces.clone(),
         )?)?;
+        let running = Arc::new(Running::new(
+            config.clone(),
+            router.fib.clone(),
+            router.addrs.clone(),
+            links.clone(),
+            interfaces.clone(),
+        ));
         let if_stats = IfStats::new(config.workers, interfaces.len());
         // Measured once here, so no worker spins 20 ms on it mid-stream.
         sluice_graph::clock::hz();
@@ -562,7 +571,13 @@ impl Dataplane {
             if_stats,
             graphs,
             cores: config.cores.clone(),
+            running,
         })
+    }
+
+    /// The running configuration, to change and save while it runs.
+    pub fn running(&self) -> Arc<Running> {
+        self.running.clone()
     }
 
     /// The routing tables, to change while the workers forward.
@@ -604,6 +619,7 @@ impl Dataplane {
             if_stats,
             graphs,
             cores,
+            running,
         } = self;
         let started = Instant::now();
         let workers = Workers::spawn(graphs, &cores, stop.clone())?;
@@ -618,6 +634,7 @@ impl Dataplane {
             pool: pool.clone(),
             baselines: Default::default(),
             l2,
+            running,
         });
         let server =
             control.map(|(listener, path)| ControlServer::start(listener, path, state.clone()));

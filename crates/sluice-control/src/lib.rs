@@ -13,9 +13,12 @@ pub mod baseline;
 pub mod config;
 pub mod dataplane;
 pub mod doctor;
+pub mod edit;
 pub mod metrics;
+pub mod running;
 pub mod server;
 pub mod show;
+pub mod state;
 
 pub use config::{Config, ConfigError};
 pub use dataplane::{Dataplane, Report};

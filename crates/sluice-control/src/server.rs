@@ -2,13 +2,14 @@
 //! requests while the workers forward.
 //!
 //! Nothing here ever blocks a worker: counters are read from the workers'
-//! one-writer atomics, and route changes go through the FIB's own update
-//! path, which readers never wait for. The socket is owner-only (0600) in
+//! one-writer atomics, and changes go through the running configuration
+//! ([`crate::running`]), which checks them, makes them live through the
+//! FIB's own update path and swapped snapshots (readers never wait), and
+//! saves them. The socket is owner-only (0600) in
 //! an owner-only directory; each connection gets its own thread, and a
 //! client that sends garbage gets an error and is closed.
 
 use std::io::{BufRead, BufReader, Read, Write};
-use std::net::IpAddr;
 use std::os::unix::fs::PermissionsExt;
 use std::os::unix::net::{UnixListener, UnixStream};
 use std::path::{Path, PathBuf};
@@ -17,22 +18,22 @@ use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
-use sluice_fn::{Fib, Path as FibPath, Prefix, Route};
+use sluice_fn::{Fib, Path as FibPath};
 use sluice_graph::GraphStats;
 use sluice_graph::iface::{IfStats, Interfaces};
 use sluice_graph::runtime;
 use sluice_io::LinkStatus;
-use sluice_wire::MacAddr;
 
 use crate::api::{
-    self, Envelope, ErrorRow, InterfaceRow, NodeRow, Reply, Request, Response, RouteRow, RouteSpec,
+    self, Envelope, ErrorRow, InterfaceRow, NodeRow, Reply, Request, Response, RouteRow,
 };
 
 /// Where the socket goes when nothing else is said.
 pub const DEFAULT_SOCKET: &str = "/run/sluice/sluice.sock";
 
-/// The longest request line accepted.
-const MAX_LINE: usize = 1 << 20;
+/// The longest request line accepted: room for a configuration file
+/// (`apply`) of some hundred thousand routes.
+const MAX_LINE: usize = 16 << 20;
 /// Connections served at once.
 const MAX_CLIENTS: usize = 16;
 
@@ -91,6 +92,8 @@ pub struct ControlState {
     pub baselines: crate::baseline::Baselines,
     /// Bridge domains and their MAC tables.
     pub l2: Arc<sluice_fn::L2State>,
+    /// The running configuration: every change goes through it.
+    pub running: Arc<crate::running::Running>,
 }
 
 /// The control thread; stopped and its socket removed on drop.
@@ -179,7 +182,7 @@ fn serve(stream: UnixStream, state: &ControlState) {
             Ok(_) => {}
         }
         if line.len() > MAX_LINE {
-            let _ = reply(&stream, &Response::error("request longer than 1 MiB"));
+            let _ = reply(&stream, &Response::error("request longer than 16 MiB"));
             return;
         }
         let envelope = match serde_json::from_slice::<Envelope>(&line) {
@@ -364,40 +367,67 @@ pub fn handle(state: &ControlState, request: &Request) -> Response {
             }
             Response::ok(Reply::Routes { text, rows })
         }
-        Request::IpRouteAdd(spec) => match route_of(state, spec) {
-            Ok(route) => match state.fib.add(&route) {
-                Ok(()) => Response::ok(Reply::Done),
-                Err(e) => Response::error(format!("route {}: {e}", spec.prefix)),
-            },
-            Err(e) => Response::error(e),
-        },
+        Request::IpRouteAdd(spec) => done(state.running.add_route(spec)),
         Request::SetInterfaceState { interface, up } => {
-            let Some(info) = state.interfaces.by_name(interface) else {
-                return Response::error(format!("interface `{interface}` does not exist"));
-            };
-            match state
-                .links
-                .get(info.index as usize)
-                .and_then(|l| l.as_ref())
-            {
-                Some(l) => {
-                    l.set_admin_up(*up);
-                    Response::ok(Reply::Done)
-                }
-                None => Response::error(format!("interface `{interface}` has no state to set")),
+            done(state.running.set_state(interface, *up))
+        }
+        Request::IpRouteDel { prefix, table } => done(state.running.del_route(prefix, *table)),
+        Request::SetInterfaceAddress {
+            interface,
+            address,
+            del,
+        } => done(state.running.set_address(interface, address, *del)),
+        Request::IpNeighborAdd { interface, ip, mac } => {
+            done(state.running.add_neighbor(interface, ip, mac))
+        }
+        Request::IpNeighborDel { interface, ip } => done(state.running.del_neighbor(interface, ip)),
+        Request::ShowRunningConfig => Response::ok(Reply::RunningConfig {
+            text: state.running.text(),
+        }),
+        Request::ShowBridgeDomain => {
+            let (text, rows) = crate::show::bridge_domains(&state.l2, &state.interfaces);
+            Response::ok(Reply::BridgeDomains { text, rows })
+        }
+        Request::Diff { text, name } => {
+            let origin = name.as_deref().unwrap_or("the file");
+            match state.running.diff(text, origin) {
+                Ok(p) => plan_reply(&p, false),
+                Err(e) => Response::error(e.to_string()),
             }
         }
-        Request::IpRouteDel { prefix, table } => {
-            let p = match prefix_of(prefix) {
-                Ok(p) => p,
-                Err(e) => return Response::error(e),
-            };
-            match state.fib.remove(*table, p) {
-                Ok(()) => Response::ok(Reply::Done),
-                Err(e) => Response::error(format!("route {prefix}: {e}")),
+        Request::Apply { text, name } => {
+            let origin = name.as_deref().unwrap_or("the file");
+            match state.running.apply(text, origin) {
+                Ok(p) => plan_reply(&p, true),
+                Err(e) => Response::error(e.to_string()),
             }
         }
     }
+}
+
+/// The answer to a change: done, or why not.
+fn done(r: Result<(), crate::running::ChangeError>) -> Response {
+    match r {
+        Ok(()) => Response::ok(Reply::Done),
+        Err(e) => Response::error(e.to_string()),
+    }
+}
+
+/// A plan as `diff` and `apply` answer it.
+fn plan_reply(p: &crate::config::plan::Plan, applied: bool) -> Response {
+    Response::ok(Reply::Plan {
+        text: p.text(),
+        steps: p
+            .steps
+            .iter()
+            .map(|s| api::PlanStep {
+                sign: s.sign.symbol().to_string(),
+                what: s.what.clone(),
+                needs_restart: s.needs_restart(),
+            })
+            .collect(),
+        applied,
+    })
 }
 
 /// Packet by packet, in the order they were first seen, their nodes.
@@ -482,87 +512,4 @@ fn path_words(state: &ControlState, p: &FibPath) -> String {
         FibPath::Prohibit => "prohibit".into(),
         FibPath::Unreachable => "unreachable".into(),
     }
-}
-
-fn prefix_of(s: &str) -> Result<Prefix, String> {
-    let p: Prefix = s.parse().map_err(|e| format!("prefix `{s}`: {e}"))?;
-    if p.network() != p {
-        return Err(format!(
-            "prefix `{s}` has host bits set (did you mean {}?)",
-            p.network()
-        ));
-    }
-    Ok(p)
-}
-
-/// Checks a route request and makes the route; nothing is changed here.
-fn route_of(state: &ControlState, spec: &RouteSpec) -> Result<Route, String> {
-    let prefix = prefix_of(&spec.prefix)?;
-    if spec.table >= state.fib.tables() {
-        return Err(format!(
-            "table {} does not exist (tables 0..{})",
-            spec.table,
-            state.fib.tables()
-        ));
-    }
-    let v4 = matches!(prefix, Prefix::V4(..));
-    let path = match (&spec.action, &spec.interface) {
-        (Some(a), None) if spec.via.is_none() && spec.via_mac.is_none() => match a.as_str() {
-            "drop" => FibPath::Drop,
-            "prohibit" => FibPath::Prohibit,
-            "unreachable" => FibPath::Unreachable,
-            other => {
-                return Err(format!(
-                    "action `{other}`: use drop, prohibit or unreachable"
-                ));
-            }
-        },
-        (Some(_), _) => {
-            return Err("a route has an action or a next hop, not both".into());
-        }
-        (None, None) => return Err("a route needs `interface` (or an action)".into()),
-        (None, Some(name)) => {
-            let info = state
-                .interfaces
-                .by_name(name)
-                .ok_or_else(|| format!("interface `{name}` does not exist"))?;
-            if info.output_node.is_none() {
-                return Err(format!("interface `{name}` cannot transmit"));
-            }
-            let addr = match &spec.via {
-                Some(v) => {
-                    let a: IpAddr = v
-                        .parse()
-                        .map_err(|_| format!("via `{v}` is not an IP address"))?;
-                    if a.is_ipv4() != v4 {
-                        return Err(format!("via {a} is not of the prefix's family"));
-                    }
-                    Some(a)
-                }
-                None => None,
-            };
-            let mac = match &spec.via_mac {
-                Some(m) => Some(
-                    m.parse::<MacAddr>()
-                        .map_err(|_| format!("via-mac `{m}` is not a MAC address"))?,
-                ),
-                None => None,
-            };
-            match (addr, mac) {
-                (None, None) => FibPath::Connected {
-                    interface: info.index,
-                },
-                _ => FibPath::Via {
-                    interface: info.index,
-                    addr,
-                    mac,
-                },
-            }
-        }
-    };
-    Ok(Route {
-        table: spec.table,
-        prefix,
-        paths: vec![path],
-    })
 }

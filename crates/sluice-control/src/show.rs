@@ -66,3 +66,52 @@ pub fn interfaces(
     }
     out
 }
+
+/// `show bridge-domain`: each bridge, its ports, its BVI and how many MACs
+/// its table holds.
+pub fn bridge_domains(
+    l2: &sluice_fn::L2State,
+    interfaces: &Interfaces,
+) -> (String, Vec<crate::api::BridgeRow>) {
+    let name = |i: u32| {
+        interfaces
+            .get(i)
+            .map_or_else(|| format!("if{i}"), |x| x.name.clone())
+    };
+    let rows: Vec<crate::api::BridgeRow> = l2
+        .config()
+        .bridges()
+        .iter()
+        .map(|b| crate::api::BridgeRow {
+            id: b.id,
+            ports: b.ports.iter().map(|p| name(p.interface)).collect(),
+            bvi: b.bvi.map(name),
+            macs: l2.table(b.id).map_or(0, |t| t.len()),
+            learn: b.learn,
+            flood: b.flood,
+        })
+        .collect();
+    let mut out = String::new();
+    let _ = writeln!(
+        out,
+        "{:>6}  {:>6}  {:<5}  {:<5}  {:<16}  Ports",
+        "BD-ID", "MACs", "Learn", "Flood", "BVI"
+    );
+    for r in &rows {
+        let on = |b| if b { "on" } else { "off" };
+        let _ = writeln!(
+            out,
+            "{:>6}  {:>6}  {:<5}  {:<5}  {:<16}  {}",
+            r.id,
+            r.macs,
+            on(r.learn),
+            on(r.flood),
+            r.bvi.as_deref().unwrap_or("-"),
+            r.ports.join(" ")
+        );
+    }
+    if rows.is_empty() {
+        out.push_str("No bridge domains\n");
+    }
+    (out, rows)
+}

@@ -1557,6 +1557,12 @@ fn bad_routing_settings_are_refused() {
             7,
             "neighbor[0].ip",
         ),
+        (
+            "\n[[neighbor]]\ninterface = \"if0\"\nip = \"10.0.0.2\"\nmac = \"02:00:00:00:00:01\"\n\
+             [[neighbor]]\ninterface = \"if0\"\nip = \"10.0.0.2\"\nmac = \"02:00:00:00:00:02\"\n",
+            11,
+            "neighbor[1].ip",
+        ),
     ] {
         refused(&format!("{base}{extra}"), line, key);
     }
@@ -1899,4 +1905,26 @@ fn a_tap_is_named_after_its_interface() {
         ("tap7", Some("blue"), 1)
     );
     assert!(!k.mac_configured);
+}
+
+#[test]
+fn an_interface_can_start_administratively_down() {
+    let c = parse_ok(
+        "[[interface]]\nname = \"if0\"\ndriver = \"sink\"\nstate = \"down\"\n\
+         [[interface]]\nname = \"if1\"\ndriver = \"sink\"\nstate = \"up\"\n",
+    );
+    assert!(!c.interfaces[0].admin_up);
+    assert!(c.interfaces[1].admin_up);
+    let m = refused(
+        "[[interface]]\nname = \"if0\"\ndriver = \"sink\"\nstate = \"off\"\n",
+        4,
+        "interface[0].state",
+    );
+    assert_contains(&m, "\"up\" or \"down\"");
+    let m = refused(
+        "[[interface]]\nname = \"b\"\ndriver = \"bvi\"\nstate = \"down\"\n",
+        4,
+        "interface[0].state",
+    );
+    assert_contains(&m, "follows its bridge");
 }

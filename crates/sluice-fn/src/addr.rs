@@ -1,8 +1,16 @@
 //! The forwarder's own addresses, per interface: what it answers ARP and
 //! ND for, what ICMP errors come from, and the connected and local routes
 //! they put in the FIB.
+//!
+//! The addresses change while workers forward (`set interface ip
+//! address`): [`SharedAddrs`] holds the current [`IfAddrs`], an immutable
+//! snapshot that the control thread replaces whole and that nodes load
+//! once per vector, so a worker never waits and never sees half a change.
 
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
+use std::sync::Arc;
+
+use arc_swap::{ArcSwap, Guard};
 
 use sluice_graph::iface::IfIndex;
 
@@ -23,6 +31,70 @@ pub enum AddrError {
     /// The same address twice.
     #[error("{0} is configured twice")]
     Duplicate(IpAddr),
+    /// Removing an address the interface does not have.
+    #[error("{0} is not an address of that interface")]
+    NotFound(IpAddr),
+}
+
+/// The current addresses of every interface, replaced whole while the
+/// workers forward: readers load a snapshot (no lock, no waiting), the
+/// control thread publishes a new one.
+#[derive(Debug)]
+pub struct SharedAddrs {
+    current: ArcSwap<IfAddrs>,
+}
+
+impl SharedAddrs {
+    /// Starts with `addrs`.
+    pub fn new(addrs: Arc<IfAddrs>) -> SharedAddrs {
+        SharedAddrs {
+            current: ArcSwap::new(addrs),
+        }
+    }
+
+    /// The addresses now. Nodes take one snapshot a vector: every packet
+    /// of the vector sees the same addresses.
+    #[inline]
+    pub fn snapshot(&self) -> Guard<Arc<IfAddrs>> {
+        self.current.load()
+    }
+
+    /// Makes `addrs` the addresses every node sees from its next vector.
+    pub fn publish(&self, addrs: IfAddrs) {
+        self.current.store(Arc::new(addrs));
+    }
+}
+
+/// The routes one address makes in `table`: its connected subnet (glean)
+/// and the address itself (local).
+pub fn address_routes(table: u32, interface: IfIndex, addr: IpAddr, len: u8) -> Vec<Route> {
+    let (host, net) = match addr {
+        IpAddr::V4(a) => (
+            Prefix::V4(a, 32),
+            Prefix::V4(u32::from(a).masked(len.min(32)).into(), len.min(32)),
+        ),
+        IpAddr::V6(a) => (
+            Prefix::V6(a, 128),
+            Prefix::V6(u128::from(a).masked(len.min(128)).into(), len.min(128)),
+        ),
+    };
+    let mut out = Vec::new();
+    // A link-local subnet is on every interface at once: one table cannot
+    // say which, so only the address itself goes in.
+    let link_local = matches!(addr, IpAddr::V6(a) if a.is_unicast_link_local());
+    if net != host && !link_local {
+        out.push(Route {
+            table,
+            prefix: net,
+            paths: vec![Path::Connected { interface }],
+        });
+    }
+    out.push(Route {
+        table,
+        prefix: host,
+        paths: vec![Path::Local { interface }],
+    });
+    out
 }
 
 /// Addresses of every interface (immutable once built).
@@ -73,7 +145,21 @@ impl IfAddrs {
         Ok(())
     }
 
-    fn all(&self) -> impl Iterator<Item = (IfIndex, IpAddr, u8)> + '_ {
+    /// Takes `addr` away from `interface`; its length is returned.
+    pub fn remove(&mut self, interface: IfIndex, addr: IpAddr) -> Result<u8, AddrError> {
+        let i = interface as usize;
+        if i >= self.v4.len() {
+            return Err(AddrError::NoInterface(interface));
+        }
+        let found = match addr {
+            IpAddr::V4(a) => take(&mut self.v4[i], a),
+            IpAddr::V6(a) => take(&mut self.v6[i], a),
+        };
+        found.ok_or(AddrError::NotFound(addr))
+    }
+
+    /// Every address: interface, address, length; IPv4 first.
+    pub fn all(&self) -> impl Iterator<Item = (IfIndex, IpAddr, u8)> + '_ {
         let v4 = self.v4.iter().enumerate().flat_map(|(i, v)| {
             v.iter()
                 .map(move |&(a, l)| (i as IfIndex, IpAddr::V4(a), l))
@@ -142,36 +228,11 @@ impl IfAddrs {
     /// The routes the addresses make: the connected subnet (glean) and the
     /// address itself (local), in each interface's table.
     pub fn routes(&self, fib: &Fib) -> Vec<Route> {
-        let mut out = Vec::new();
-        for (interface, addr, len) in self.all() {
-            let table = fib.table_of(interface);
-            let (host, net) = match addr {
-                IpAddr::V4(a) => (
-                    Prefix::V4(a, 32),
-                    Prefix::V4(u32::from(a).masked(len).into(), len),
-                ),
-                IpAddr::V6(a) => (
-                    Prefix::V6(a, 128),
-                    Prefix::V6(u128::from(a).masked(len).into(), len),
-                ),
-            };
-            // A link-local subnet is on every interface at once: one
-            // table cannot say which, so only the address itself goes in.
-            let link_local = matches!(addr, IpAddr::V6(a) if a.is_unicast_link_local());
-            if net != host && !link_local {
-                out.push(Route {
-                    table,
-                    prefix: net,
-                    paths: vec![Path::Connected { interface }],
-                });
-            }
-            out.push(Route {
-                table,
-                prefix: host,
-                paths: vec![Path::Local { interface }],
-            });
-        }
-        out
+        self.all()
+            .flat_map(|(interface, addr, len)| {
+                address_routes(fib.table_of(interface), interface, addr, len)
+            })
+            .collect()
     }
 
     /// Adds [`IfAddrs::routes`] to `fib`.
@@ -181,4 +242,10 @@ impl IfAddrs {
         }
         Ok(())
     }
+}
+
+/// Removes `addr` from `list`, giving back its length.
+fn take<A: PartialEq + Copy>(list: &mut Vec<(A, u8)>, addr: A) -> Option<u8> {
+    let at = list.iter().position(|&(a, _)| a == addr)?;
+    Some(list.remove(at).1)
 }

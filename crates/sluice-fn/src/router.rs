@@ -5,7 +5,7 @@ use std::sync::Arc;
 
 use sluice_graph::Node;
 
-use crate::addr::IfAddrs;
+use crate::addr::{IfAddrs, SharedAddrs};
 use crate::ethernet::EthernetInput;
 use crate::fib::Fib;
 use crate::ip::resolve::ResolveConfig;
@@ -18,8 +18,8 @@ use crate::ip6::Ip6Input;
 pub struct Router {
     /// The FIB (and neighbour table).
     pub fib: Arc<Fib>,
-    /// The interfaces' own addresses.
-    pub addrs: Arc<IfAddrs>,
+    /// The interfaces' own addresses, replaceable while workers forward.
+    pub addrs: Arc<SharedAddrs>,
     /// Neighbour resolution timers and bounds.
     pub resolve: ResolveConfig,
     /// ICMP errors per second per worker, and the burst.
@@ -35,7 +35,7 @@ impl Router {
         addrs.install(&fib)?;
         Ok(Router {
             fib,
-            addrs,
+            addrs: Arc::new(SharedAddrs::new(addrs)),
             resolve: ResolveConfig::default(),
             icmp_rate: (icmp_error::RATE_PER_SECOND, icmp_error::BURST),
             announce: true,
@@ -63,7 +63,7 @@ impl Router {
             Box::new(Resolve::<V6>::new(fib.clone(), addrs.clone(), self.resolve)),
         ];
         if self.announce {
-            nodes.push(Box::new(ArpAnnounce::new(fib.clone(), addrs)));
+            nodes.push(Box::new(ArpAnnounce::new(fib.clone(), &addrs.snapshot())));
         }
         nodes
     }

@@ -11,6 +11,7 @@ use std::time::{Duration, Instant};
 use etherparse::{Icmpv4Type, Icmpv6Type, NetSlice, PacketBuilder, SlicedPacket, TransportSlice};
 use proptest::prelude::*;
 use sluice_buf::{HugePages, Pool, PoolConfig};
+use sluice_fn::addr::{SharedAddrs, address_routes};
 use sluice_fn::fib::{AdjKind, FibConfig, LpmConfig};
 use sluice_fn::ip::resolve::ResolveConfig;
 use sluice_fn::{Fib, IfAddrs, Path, Route, Router};
@@ -57,6 +58,7 @@ struct Net {
     pool: Pool,
     graph: Graph,
     fib: Arc<Fib>,
+    addrs: Arc<SharedAddrs>,
     out: Captured,
 }
 
@@ -165,6 +167,7 @@ fn net_with(mtu: u16, announce: bool) -> Net {
         pool,
         graph,
         fib,
+        addrs: router.addrs.clone(),
         out,
     }
 }
@@ -533,6 +536,64 @@ fn arp_requests_for_us_are_answered_and_the_asker_learned() {
     )]);
     assert!(n.take().is_empty());
     assert_eq!(n.counter("arp-input", "not-for-us"), 1);
+    n.finish();
+}
+
+#[test]
+fn an_address_given_while_forwarding_is_answered_at_once_and_gone_when_taken() {
+    let mut n = net(1500);
+    let asker = MacAddr([2, 0, 0, 0, 0, 0x33]);
+    let new = [10, 0, 0, 77];
+    let ask = arp(
+        1,
+        (asker, [10, 0, 0, 33]),
+        (MacAddr::ZERO, new),
+        MacAddr::BROADCAST,
+    );
+    n.send(std::slice::from_ref(&ask));
+    assert!(n.take().is_empty(), "not ours yet");
+
+    let mut addrs = (**n.addrs.snapshot()).clone();
+    addrs.add(0, IpAddr::from(new), 24).unwrap();
+    n.addrs.publish(addrs.clone());
+    for r in address_routes(0, 0, IpAddr::from(new), 24) {
+        n.fib.add(&r).unwrap();
+    }
+    n.send(std::slice::from_ref(&ask));
+    let (tx, out) = n.one();
+    assert_eq!((tx, &out[28..32]), (0, &new[..]), "an ARP reply for it");
+    let b = PacketBuilder::ethernet2(HOST_MAC.0, IF0_MAC.0)
+        .ipv4(HOST4, new, 64)
+        .icmpv4_echo_request(7, 1);
+    let mut v = Vec::new();
+    b.write(&mut v, b"ping").unwrap();
+    n.send(std::slice::from_ref(&v));
+    let (_, out) = n.one();
+    let (src, _, ty) = icmp4_of(&out);
+    assert_eq!(src, Ipv4Addr::from(new));
+    assert!(matches!(ty, Icmpv4Type::EchoReply(_)));
+
+    assert_eq!(addrs.remove(0, IpAddr::from(new)), Ok(24));
+    assert!(addrs.remove(0, IpAddr::from(new)).is_err(), "only once");
+    n.addrs.publish(addrs);
+    n.fib.remove(0, "10.0.0.77/32".parse().unwrap()).unwrap();
+    n.send(std::slice::from_ref(&ask));
+    assert!(n.take().is_empty(), "not ours any more");
+    assert_eq!(n.counter("arp-input", "not-for-us"), 2);
+    n.finish();
+}
+
+#[test]
+fn a_static_neighbour_taken_away_resolves_again() {
+    let n = net(1500);
+    let host = IpAddr::from(HOST4);
+    let adj = n.fib.resolve(0, host, 0).unwrap();
+    assert_eq!((adj.kind, adj.mac), (AdjKind::Neighbor, Some(HOST_MAC)));
+    assert!(n.fib.remove_static_neighbor(0, host));
+    assert!(!n.fib.remove_static_neighbor(0, host), "only once");
+    assert!(!n.fib.neighbors().iter().any(|e| e.addr == host));
+    let adj = n.fib.resolve(0, host, 0).unwrap();
+    assert_eq!(adj.kind, AdjKind::Glean, "its host route went with it");
     n.finish();
 }
 

@@ -20,7 +20,50 @@ pub fn parse(words: &[String]) -> anyhow::Result<Request> {
         ["show", "errors" | "error"] => Request::ShowErrors,
         ["show", "graph"] => Request::ShowGraph,
         ["show", "ip" | "ip6", "neighbors" | "neighbor" | "neigh"] => Request::ShowNeighbors,
-        ["show", "l2fib" | "bridge-domain"] => Request::ShowL2fib,
+        ["show", "l2fib"] => Request::ShowL2fib,
+        ["show", "bridge-domain" | "bridge"] => Request::ShowBridgeDomain,
+        ["show", "running-config" | "running" | "config"] => Request::ShowRunningConfig,
+        ["set", "interface", "ip", "address", "del", name, address]
+        | ["set", "interface", "ip", "address", name, address, "del"] => {
+            Request::SetInterfaceAddress {
+                interface: name.to_string(),
+                address: address.to_string(),
+                del: true,
+            }
+        }
+        ["set", "interface", "ip", "address", name, address] => Request::SetInterfaceAddress {
+            interface: name.to_string(),
+            address: address.to_string(),
+            del: false,
+        },
+        ["ip", "neighbor" | "neigh", "add", name, ip, mac]
+        | [
+            "ip",
+            "neighbor" | "neigh",
+            "add",
+            ip,
+            "lladdr",
+            mac,
+            "dev",
+            name,
+        ] => Request::IpNeighborAdd {
+            interface: name.to_string(),
+            ip: ip.to_string(),
+            mac: mac.to_string(),
+        },
+        ["ip", "neighbor" | "neigh", "del", name, ip]
+        | ["ip", "neighbor" | "neigh", "del", ip, "dev", name] => Request::IpNeighborDel {
+            interface: name.to_string(),
+            ip: ip.to_string(),
+        },
+        ["diff", file] => Request::Diff {
+            text: read(file)?,
+            name: Some(file.to_string()),
+        },
+        ["apply", file] => Request::Apply {
+            text: read(file)?,
+            name: Some(file.to_string()),
+        },
         ["show", "trace"] => Request::ShowTrace,
         ["clear", "trace"] => Request::ClearTrace,
         ["clear", "runtime" | "errors"] => Request::ClearRuntime,
@@ -51,12 +94,22 @@ pub fn parse(words: &[String]) -> anyhow::Result<Request> {
         },
         _ => bail!(
             "unknown command `{}`: try show interface | show runtime | show errors | \
-             show ip fib [table N] | show graph | show buffers | show ip neighbors | show l2fib | show version | trace add NODE N | show trace | clear trace | clear runtime | clear interfaces | ip route add PREFIX [via ADDR] \
+             show ip fib [table N] | show graph | show buffers | show ip neighbors | show l2fib | \
+             show bridge-domain | show running-config | show version | trace add NODE N | show trace | \
+             clear trace | clear runtime | clear interfaces | ip route add PREFIX [via ADDR] \
              [via-mac MAC] dev IF [table N] | ip route add PREFIX drop|prohibit|unreachable | \
-             ip route del PREFIX [table N] | set interface state NAME up|down",
+             ip route del PREFIX [table N] | set interface state NAME up|down | \
+             set interface ip address NAME ADDR/LEN [del] | ip neighbor add NAME IP MAC | \
+             ip neighbor del NAME IP | diff FILE | apply FILE",
             w.join(" ")
         ),
     })
+}
+
+/// A configuration file for `diff` and `apply`: read here, checked by
+/// the daemon.
+fn read(file: &str) -> anyhow::Result<String> {
+    std::fs::read_to_string(file).with_context(|| format!("cannot read {file}"))
 }
 
 fn number(s: &str, what: &str) -> anyhow::Result<u32> {
@@ -192,7 +245,10 @@ fn show(response: &Response, json: bool) -> anyhow::Result<()> {
             | Reply::Graph { text }
             | Reply::Table { text }
             | Reply::Trace { text, .. }
-            | Reply::Buffers { text, .. } => print!("{text}"),
+            | Reply::Buffers { text, .. }
+            | Reply::RunningConfig { text }
+            | Reply::Plan { text, .. }
+            | Reply::BridgeDomains { text, .. } => print!("{text}"),
             Reply::Done => {}
         }
     }
@@ -226,5 +282,38 @@ mod tests {
         assert!(parse(&words("ip route add 10.9.0.0/16 via")).is_err());
         assert!(parse(&words("show bogus")).is_err());
         assert!(parse(&words("ip route del 10.0.0.0/8 table x")).is_err());
+        for (said, del) in [
+            ("set interface ip address sink0 10.0.0.1/24", false),
+            ("set interface ip address sink0 10.0.0.1/24 del", true),
+            ("set interface ip address del sink0 10.0.0.1/24", true),
+        ] {
+            assert_eq!(
+                parse(&words(said)).unwrap(),
+                Request::SetInterfaceAddress {
+                    interface: "sink0".into(),
+                    address: "10.0.0.1/24".into(),
+                    del
+                },
+                "{said}"
+            );
+        }
+        let add = Request::IpNeighborAdd {
+            interface: "s0".into(),
+            ip: "10.0.0.5".into(),
+            mac: "02:00:00:00:00:05".into(),
+        };
+        assert_eq!(
+            parse(&words("ip neighbor add s0 10.0.0.5 02:00:00:00:00:05")).unwrap(),
+            add
+        );
+        assert_eq!(
+            parse(&words(
+                "ip neigh add 10.0.0.5 lladdr 02:00:00:00:00:05 dev s0"
+            ))
+            .unwrap(),
+            add
+        );
+        let e = parse(&words("apply /nonexistent/x.toml")).unwrap_err();
+        assert!(format!("{e:#}").contains("cannot read /nonexistent/x.toml"));
     }
 }

@@ -8,6 +8,7 @@ use std::time::Duration;
 
 use anyhow::Context;
 use clap::{Parser, Subcommand};
+use sluice_control::state::StateFile;
 use sluice_control::{Config, DEMO_CONFIG, Dataplane};
 
 mod bench;
@@ -27,10 +28,19 @@ struct Cli {
 #[derive(Subcommand)]
 enum Command {
     /// Run the forwarder: the embedded demo, or the graph a config file describes.
+    ///
+    /// With --config FILE, SIGHUP re-reads FILE and applies the difference
+    /// (as `sluice ctl apply FILE`), or logs why not; SIGTERM stops it.
     Run {
         /// TOML configuration; without it, the embedded demo runs.
         #[arg(long, short)]
         config: Option<PathBuf>,
+        /// Keep the running configuration in this file: every accepted
+        /// change is saved to it (atomically) before it is answered, and
+        /// a Sluice started again with the same --state comes back as it
+        /// was (the file wins over --config). Without it nothing is saved.
+        #[arg(long)]
+        state: Option<PathBuf>,
         /// Stop after this many seconds even if inputs are not done.
         #[arg(long)]
         duration: Option<f64>,
@@ -83,7 +93,11 @@ enum Command {
     /// `clear interfaces`,
     /// `ip route add PREFIX [via ADDR] [via-mac MAC] dev IF [table N]`,
     /// `ip route add PREFIX drop|prohibit|unreachable [table N]`,
-    /// `ip route del PREFIX [table N]`, `set interface state NAME up|down`.
+    /// `ip route del PREFIX [table N]`, `set interface state NAME up|down`,
+    /// `set interface ip address NAME ADDR/LEN [del]`,
+    /// `ip neighbor add NAME IP MAC`, `ip neighbor del NAME IP`,
+    /// `show running-config`, `show bridge-domain`,
+    /// `diff FILE` (the plan), `apply FILE` (all of it, or nothing).
     Ctl {
         /// The control socket of the Sluice to ask.
         #[arg(long, default_value = sluice_control::server::DEFAULT_SOCKET)]
@@ -132,30 +146,67 @@ fn real_main() -> anyhow::Result<ExitCode> {
         }),
         Command::Run {
             config,
+            state,
             duration,
             workers,
             print_config,
             socket,
             metrics,
         } => {
-            let (src, origin) = match &config {
-                Some(path) => (
-                    std::fs::read_to_string(path)
-                        .with_context(|| format!("cannot read {}", path.display()))?,
-                    path.display().to_string(),
-                ),
-                None => (DEMO_CONFIG.to_string(), "embedded demo".to_string()),
-            };
             if print_config {
-                print!("{src}");
+                match &config {
+                    Some(path) => print!(
+                        "{}",
+                        std::fs::read_to_string(path)
+                            .with_context(|| format!("cannot read {}", path.display()))?
+                    ),
+                    None => print!("{DEMO_CONFIG}"),
+                }
                 return Ok(ExitCode::SUCCESS);
             }
-            let mut cfg = Config::parse(&src).with_context(|| format!("{origin} refused"))?;
+            let state = state.map(StateFile::new);
+            // A saved state is where the last run left off: it wins.
+            let saved = match &state {
+                Some(f) => f.load()?,
+                None => None,
+            };
+            let (mut cfg, origin) = match (saved, &state) {
+                (Some(cfg), Some(f)) => {
+                    let origin = f.path().display().to_string();
+                    println!(
+                        "sluice: state {origin}: restoring the configuration saved there{}",
+                        config
+                            .as_ref()
+                            .map_or(String::new(), |c| format!(" ({} is not read)", c.display()))
+                    );
+                    (cfg, origin)
+                }
+                _ => {
+                    let (src, origin) = match &config {
+                        Some(path) => (
+                            std::fs::read_to_string(path)
+                                .with_context(|| format!("cannot read {}", path.display()))?,
+                            path.display().to_string(),
+                        ),
+                        None => (DEMO_CONFIG.to_string(), "embedded demo".to_string()),
+                    };
+                    let cfg = Config::parse(&src).with_context(|| format!("{origin} refused"))?;
+                    (cfg, origin)
+                }
+            };
             if let Some(w) = workers {
                 anyhow::ensure!((1..=256).contains(&w), "--workers must be 1 to 256");
                 cfg.workers = w;
             }
-            run(cfg, &origin, duration, socket.as_deref(), metrics)
+            let opts = RunOptions {
+                duration,
+                socket: socket.as_deref(),
+                metrics,
+                state,
+                reload: config,
+                workers,
+            };
+            run(cfg, &origin, &opts)
         }
     }
 }
@@ -210,19 +261,67 @@ fn control_socket(
     }
 }
 
-fn run(
-    cfg: Config,
-    origin: &str,
+/// How `sluice run` was asked to run, beyond the configuration.
+struct RunOptions<'a> {
     duration: Option<f64>,
-    socket: Option<&str>,
+    socket: Option<&'a str>,
     metrics: Option<std::net::SocketAddr>,
-) -> anyhow::Result<ExitCode> {
+    /// Where to keep the running configuration.
+    state: Option<StateFile>,
+    /// The file SIGHUP re-reads.
+    reload: Option<PathBuf>,
+    /// `--workers`, held over reloads.
+    workers: Option<usize>,
+}
+
+/// On SIGHUP, re-reads `file` and applies it (all or nothing), logging
+/// the plan carried out or why nothing was. Stops when its handle closes.
+fn reload_on_hangup(
+    file: PathBuf,
+    running: Arc<sluice_control::running::Running>,
+) -> anyhow::Result<(signal_hook::iterator::Handle, std::thread::JoinHandle<()>)> {
+    let mut signals = signal_hook::iterator::Signals::new([signal_hook::consts::SIGHUP])
+        .context("cannot handle SIGHUP")?;
+    let handle = signals.handle();
+    let thread = std::thread::Builder::new()
+        .name("sluice-reload".into())
+        .spawn(move || {
+            for _ in signals.forever() {
+                let origin = file.display().to_string();
+                let applied = std::fs::read_to_string(&file)
+                    .map_err(|e| format!("cannot read {origin}: {e}"))
+                    .and_then(|text| running.apply(&text, &origin).map_err(|e| e.to_string()));
+                match applied {
+                    Ok(plan) => print!("sluice: SIGHUP: {origin} applied:\n{}", plan.text()),
+                    Err(e) => eprintln!("sluice: SIGHUP: {e}"),
+                }
+            }
+        })
+        .context("cannot start the reload thread")?;
+    Ok((handle, thread))
+}
+
+fn run(cfg: Config, origin: &str, opts: &RunOptions<'_>) -> anyhow::Result<ExitCode> {
+    let RunOptions {
+        duration,
+        socket,
+        metrics,
+        ..
+    } = *opts;
     let limit = match duration {
         Some(d) if d > 0.0 && d.is_finite() => Some(Duration::from_secs_f64(d)),
         Some(d) => anyhow::bail!("--duration {d}: give a positive number of seconds"),
         None => None,
     };
     let dp = Dataplane::build(&cfg)?;
+    let running = dp.running();
+    if let Some(w) = opts.workers {
+        running.keep_workers(w);
+    }
+    if let Some(f) = &opts.state {
+        running.persist_to(f.clone())?;
+        println!("sluice: every change is saved to {}", f.path().display());
+    }
     let control = control_socket(socket)?;
     let metrics = match metrics {
         Some(addr) => {
@@ -248,7 +347,16 @@ fn run(
     if let Some((_, path)) = &control {
         println!("sluice: control API on {}", path.display());
     }
-    let report = dp.run_with_control(stop, limit, control, metrics)?;
+    let reload = match &opts.reload {
+        Some(file) => Some(reload_on_hangup(file.clone(), running)?),
+        None => None,
+    };
+    let report = dp.run_with_control(stop, limit, control, metrics);
+    if let Some((handle, thread)) = reload {
+        handle.close();
+        let _ = thread.join();
+    }
+    let report = report?;
     println!();
     println!("{}", report.runtime);
     println!("{}", report.interfaces);

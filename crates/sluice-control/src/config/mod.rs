@@ -15,7 +15,9 @@ use std::sync::Arc;
 
 use serde::Deserialize;
 
+mod emit;
 mod l2;
+pub mod plan;
 use sluice_buf::HugePages;
 use sluice_io::pg::{Ipv4Range, L4, PacketSize, PortRange, StreamSpec};
 use sluice_wire::MacAddr;
@@ -86,6 +88,15 @@ pub struct Interface {
     pub mac: MacAddr,
     /// L3 MTU.
     pub mtu: u16,
+    /// Administratively up (`state = "down"` sets it down: nothing is
+    /// received or sent until it is set up).
+    pub admin_up: bool,
+}
+
+/// The MAC an interface gets when the configuration gives none: a
+/// locally administered address made of its index.
+pub fn default_mac(index: usize) -> MacAddr {
+    MacAddr([0x02, 0x5c, 0, 0, (index >> 8) as u8, index as u8])
 }
 
 /// The kinds of interface a configuration can make.
@@ -241,6 +252,7 @@ struct RawInterface {
     secret: Option<Spanned<String>>,
     rx_mode: Option<Spanned<String>>,
     role: Option<Spanned<String>>,
+    state: Option<Spanned<String>>,
 }
 
 #[derive(Deserialize)]
@@ -842,17 +854,36 @@ impl Config {
             }
             let mac = match &r.mac {
                 Some(m) => c.mac(m, &key("mac"))?,
-                None => MacAddr([0x02, 0x5c, 0, 0, (i >> 8) as u8, i as u8]),
+                None => default_mac(i),
             };
             let mtu = match &r.mtu {
                 Some(v) => c.int(v, &key("mtu"), 68, 9000)?,
                 None => 1500,
+            };
+            let admin_up = match r.state.as_ref().map(|s| (s, s.get_ref().as_str())) {
+                None | Some((_, "up")) => true,
+                Some((s, _)) if driver == Driver::Bvi => {
+                    return c.err(
+                        s.span(),
+                        key("state"),
+                        "a bvi interface follows its bridge: it has no state of its own",
+                    );
+                }
+                Some((_, "down")) => false,
+                Some((s, other)) => {
+                    return c.err(
+                        s.span(),
+                        key("state"),
+                        format!("`{other}`: use \"up\" or \"down\""),
+                    );
+                }
             };
             interfaces.push(Interface {
                 name,
                 driver,
                 mac,
                 mtu,
+                admin_up,
             });
         }
         let find = |v: &Spanned<String>, key: String| -> Result<usize, ConfigError> {
@@ -1121,7 +1152,7 @@ impl Config {
             });
         }
 
-        let mut neighbors = Vec::new();
+        let mut neighbors: Vec<(usize, IpAddr, MacAddr)> = Vec::new();
         for (i, n) in raw.neighbor.iter().enumerate() {
             let key = |k: &str| format!("neighbor[{i}].{k}");
             let index = find(&n.interface, key("interface"))?;
@@ -1132,6 +1163,16 @@ impl Config {
                     format!("`{}` is not an IP address", n.ip.get_ref()),
                 );
             };
+            if neighbors.iter().any(|&(k, a, _)| (k, a) == (index, ip)) {
+                return c.err(
+                    n.ip.span(),
+                    key("ip"),
+                    format!(
+                        "neighbour {ip} on `{}` is given twice",
+                        n.interface.get_ref()
+                    ),
+                );
+            }
             neighbors.push((index, ip, c.mac(&n.mac, &key("mac"))?));
         }
         let (bridges, xconnects) = l2::parse(
@@ -1160,15 +1201,7 @@ impl Config {
                 );
             }
         }
-        let tables = interface_tables
-            .iter()
-            .copied()
-            .chain(routes.iter().map(|r| r.table))
-            .max()
-            .unwrap_or(0)
-            + 1;
-
-        Ok(Config {
+        let mut config = Config {
             buffers,
             huge_pages,
             workers,
@@ -1176,13 +1209,33 @@ impl Config {
             burst,
             interfaces,
             streams,
-            tables,
+            tables: 1,
             interface_tables,
             addresses,
             routes,
             neighbors,
             bridges,
             xconnects,
-        })
+        };
+        config.count_tables();
+        Ok(config)
+    }
+
+    /// Sets `tables` to one more than the highest table an interface or
+    /// a route uses: the tables the data plane makes.
+    pub fn count_tables(&mut self) {
+        self.tables = self
+            .interface_tables
+            .iter()
+            .copied()
+            .chain(self.routes.iter().map(|r| r.table))
+            .max()
+            .unwrap_or(0)
+            + 1;
+    }
+
+    /// The index of the interface called `name`.
+    pub fn interface_index(&self, name: &str) -> Option<usize> {
+        self.interfaces.iter().position(|i| i.name == name)
     }
 }

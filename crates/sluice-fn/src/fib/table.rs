@@ -697,6 +697,25 @@ impl Fib {
         true
     }
 
+    /// Forgets the static neighbour `addr` on `interface` (and the host
+    /// route configuring it added): routes through it resolve again.
+    /// Returns false, changing nothing, if there is no such static entry.
+    pub fn remove_static_neighbor(&self, interface: IfIndex, addr: IpAddr) -> bool {
+        let mut w = self.writer();
+        let host_route = match w.neighbors.get(&(interface, addr)) {
+            Some(n) if n.is_static => n.host_route,
+            _ => return false,
+        };
+        w.neighbors.remove(&(interface, addr));
+        self.update_neighbor_adj(&w, interface, addr, None);
+        drop(w);
+        if let Some((table, prefix)) = host_route {
+            // Gone already if the operator replaced it: nothing to do.
+            let _ = self.remove(table, prefix);
+        }
+        true
+    }
+
     /// Forgets dynamic neighbours not heard from for `max_age`, and the
     /// host routes learning added for them. Returns how many went.
     pub fn age_neighbors(&self, max_age: Duration) -> usize {

@@ -8,7 +8,7 @@ use std::sync::Arc;
 use sluice_graph::{Cx, ErrorSpec, Frame, Next, Node, NodeSpec};
 
 use super::{Family, Unreachable};
-use crate::addr::IfAddrs;
+use crate::addr::SharedAddrs;
 use crate::host::{HostError, RateLimiter};
 
 mod error {
@@ -39,7 +39,7 @@ pub const BURST: u64 = 100;
 
 /// The ICMP error node of family `F`.
 pub struct IcmpError<F: Family> {
-    addrs: Arc<IfAddrs>,
+    addrs: Arc<SharedAddrs>,
     limit: RateLimiter,
     _family: PhantomData<F>,
 }
@@ -47,7 +47,7 @@ pub struct IcmpError<F: Family> {
 impl<F: Family> IcmpError<F> {
     /// A node sending errors from the addresses in `addrs`, at most
     /// `per_second` (with bursts of `burst`) per worker.
-    pub fn new(addrs: Arc<IfAddrs>, per_second: u64, burst: u64) -> IcmpError<F> {
+    pub fn new(addrs: Arc<SharedAddrs>, per_second: u64, burst: u64) -> IcmpError<F> {
         let hz = sluice_graph::clock::hz() as u64;
         IcmpError {
             addrs,
@@ -63,12 +63,13 @@ impl<F: Family> Node for IcmpError<F> {
     }
 
     fn process(&mut self, cx: &mut Cx<'_>, input: &mut Frame, out: &mut Next<'_>) {
+        let addrs = self.addrs.snapshot();
         for mut pkt in input.drain(..) {
             let Some((why, mtu)) = Unreachable::read(&pkt) else {
                 out.drop(pkt, error::NO_REASON);
                 continue;
             };
-            let Some(src) = F::error_source(&self.addrs, pkt.meta().rx_if) else {
+            let Some(src) = F::error_source(&addrs, pkt.meta().rx_if) else {
                 out.drop(pkt, error::NO_SOURCE);
                 continue;
             };

@@ -13,7 +13,7 @@ use sluice_graph::{Cx, ErrorSpec, Frame, Next, Node, NodeSpec};
 use sluice_wire::{IpProtocol, Ipv6Packet};
 
 use super::{Family, Unreachable};
-use crate::addr::IfAddrs;
+use crate::addr::{IfAddrs, SharedAddrs};
 use crate::fib::Fib;
 use crate::host::{self, NdKind};
 use crate::outputs::Outputs;
@@ -77,14 +77,14 @@ enum Action {
 /// The local-delivery node of family `F`.
 pub struct Local<F: Family> {
     fib: Arc<Fib>,
-    addrs: Arc<IfAddrs>,
+    addrs: Arc<SharedAddrs>,
     outputs: Outputs,
     _family: PhantomData<F>,
 }
 
 impl<F: Family> Local<F> {
     /// A node answering for `addrs`.
-    pub fn new(fib: Arc<Fib>, addrs: Arc<IfAddrs>) -> Local<F> {
+    pub fn new(fib: Arc<Fib>, addrs: Arc<SharedAddrs>) -> Local<F> {
         let outputs = Outputs::new(fib.interfaces(), next::OUTPUT);
         Local {
             fib,
@@ -117,7 +117,7 @@ impl<F: Family> Local<F> {
         }
     }
 
-    fn v6(&self, pkt: &mut Packet) -> Action {
+    fn v6(&self, addrs: &IfAddrs, pkt: &mut Packet) -> Action {
         let rx = pkt.meta().rx_if;
         let (upper, dst) = {
             let Ok(ip) = Ipv6Packet::new_checked(pkt.data()) else {
@@ -135,7 +135,7 @@ impl<F: Family> Local<F> {
             IpProtocol::ICMPV6 => match pkt.data().get(upper.offset).copied() {
                 Some(128) => {
                     let our = if dst.is_multicast() {
-                        match self.addrs.v6_source(rx) {
+                        match addrs.v6_source(rx) {
                             Some(a) => a,
                             None => return Action::Drop(error::ICMP_NOT_HANDLED),
                         }
@@ -148,7 +148,7 @@ impl<F: Family> Local<F> {
                     }
                 }
                 Some(133 | 134) => Action::Drop(error::ROUTER_DISCOVERY),
-                Some(135 | 136) => self.nd(pkt),
+                Some(135 | 136) => self.nd(addrs, pkt),
                 _ => Action::Drop(error::ICMP_NOT_HANDLED),
             },
             IpProtocol::TCP => Action::Drop(error::TCP_NO_LISTENER),
@@ -159,7 +159,7 @@ impl<F: Family> Local<F> {
 
     /// Neighbour Discovery: the frame is needed whole, so the L2 header
     /// `ethernet-input` stripped is taken back.
-    fn nd(&self, pkt: &mut Packet) -> Action {
+    fn nd(&self, addrs: &IfAddrs, pkt: &mut Packet) -> Action {
         let rx = pkt.meta().rx_if;
         let l2 = usize::from(pkt.meta().l3_offset);
         if l2 == 0 || pkt.prepend(l2).is_err() {
@@ -170,8 +170,7 @@ impl<F: Family> Local<F> {
         };
         let learn = |addr: Ipv6Addr, mac| {
             if !addr.is_unspecified() {
-                let on_link =
-                    self.addrs.on_link(rx, IpAddr::V6(addr)) || addr.is_unicast_link_local();
+                let on_link = addrs.on_link(rx, IpAddr::V6(addr)) || addr.is_unicast_link_local();
                 self.fib.learn_neighbor(rx, IpAddr::V6(addr), mac, on_link);
             }
         };
@@ -180,7 +179,7 @@ impl<F: Family> Local<F> {
                 let Some(target) = info.target else {
                     return Action::Drop(error::BAD_ND);
                 };
-                if !self.addrs.is_v6(rx, target) {
+                if !addrs.is_v6(rx, target) {
                     return Action::Drop(error::NOT_FOR_US);
                 }
                 if let Some(mac) = info.source_ll {
@@ -219,11 +218,12 @@ impl<F: Family> Node for Local<F> {
     }
 
     fn process(&mut self, _cx: &mut Cx<'_>, input: &mut Frame, out: &mut Next<'_>) {
+        let addrs = self.addrs.snapshot();
         for mut pkt in input.drain(..) {
             let action = if F::VERSION == 4 {
                 self.v4(&mut pkt)
             } else {
-                self.v6(&mut pkt)
+                self.v6(&addrs, &mut pkt)
             };
             match action {
                 Action::Lookup(counter) => {

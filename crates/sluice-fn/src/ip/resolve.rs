@@ -15,7 +15,7 @@ use sluice_buf::Packet;
 use sluice_graph::{Cx, ErrorSpec, Frame, InputState, Next, Node, NodeKind, NodeSpec};
 
 use super::{Family, Unreachable};
-use crate::addr::IfAddrs;
+use crate::addr::SharedAddrs;
 use crate::fib::{AdjKind, Fib};
 use crate::outputs::Outputs;
 
@@ -99,7 +99,7 @@ struct Pending {
 /// The resolution node of family `F`.
 pub struct Resolve<F: Family> {
     fib: Arc<Fib>,
-    addrs: Arc<IfAddrs>,
+    addrs: Arc<SharedAddrs>,
     config: ResolveConfig,
     outputs: Outputs,
     pending: HashMap<(u32, F::Addr), Pending>,
@@ -114,7 +114,7 @@ pub struct Resolve<F: Family> {
 
 impl<F: Family> Resolve<F> {
     /// A resolution node for `fib`'s interfaces, asking from `addrs`.
-    pub fn new(fib: Arc<Fib>, addrs: Arc<IfAddrs>, config: ResolveConfig) -> Resolve<F> {
+    pub fn new(fib: Arc<Fib>, addrs: Arc<SharedAddrs>, config: ResolveConfig) -> Resolve<F> {
         let outputs = Outputs::new(fib.interfaces(), next::OUTPUT);
         Resolve {
             generation: fib.neighbor_generation(),
@@ -137,7 +137,7 @@ impl<F: Family> Resolve<F> {
 
     /// Sends a request for `target` out of `interface`.
     fn ask(&self, cx: &mut Cx<'_>, out: &mut Next<'_>, interface: u32, target: F::Addr) {
-        let Some(src) = F::solicit_source(&self.addrs, interface, target) else {
+        let Some(src) = F::solicit_source(&self.addrs.snapshot(), interface, target) else {
             out.count(error::NO_SOURCE, 1);
             return;
         };

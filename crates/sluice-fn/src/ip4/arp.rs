@@ -9,7 +9,7 @@ use std::sync::Arc;
 use sluice_graph::{Cx, ErrorSpec, Frame, Next, Node, NodeSpec};
 use sluice_wire::ArpOperation;
 
-use crate::addr::IfAddrs;
+use crate::addr::SharedAddrs;
 use crate::fib::Fib;
 use crate::host::{self, ArpInfo};
 use crate::outputs::Outputs;
@@ -41,13 +41,13 @@ const ERRORS: &[ErrorSpec] = &[
 /// strip ARP's L2 header).
 pub struct ArpInput {
     fib: Arc<Fib>,
-    addrs: Arc<IfAddrs>,
+    addrs: Arc<SharedAddrs>,
     outputs: Outputs,
 }
 
 impl ArpInput {
     /// A node answering for `addrs` and learning into `fib`.
-    pub fn new(fib: Arc<Fib>, addrs: Arc<IfAddrs>) -> ArpInput {
+    pub fn new(fib: Arc<Fib>, addrs: Arc<SharedAddrs>) -> ArpInput {
         let outputs = Outputs::new(fib.interfaces(), 0);
         ArpInput {
             fib,
@@ -63,16 +63,17 @@ impl Node for ArpInput {
     }
 
     fn process(&mut self, _cx: &mut Cx<'_>, input: &mut Frame, out: &mut Next<'_>) {
+        let addrs = self.addrs.snapshot();
         for mut pkt in input.drain(..) {
             let rx = pkt.meta().rx_if;
             let Ok(arp) = ArpInfo::parse(pkt.data()) else {
                 out.drop(pkt, error::MALFORMED);
                 continue;
             };
-            let for_us = self.addrs.is_v4(rx, arp.target_ip);
+            let for_us = addrs.is_v4(rx, arp.target_ip);
             let sender = IpAddr::V4(arp.sender_ip);
             if !arp.is_probe() && (for_us || arp.is_announcement()) {
-                if !self.addrs.on_link(rx, sender) {
+                if !addrs.on_link(rx, sender) {
                     out.drop(pkt, error::OFF_LINK);
                     continue;
                 }

@@ -8,7 +8,7 @@ use std::sync::Arc;
 
 use sluice_graph::{Cx, ErrorSpec, Frame, Next, Node, NodeSpec};
 
-use crate::addr::IfAddrs;
+use crate::addr::{IfAddrs, SharedAddrs};
 use crate::host::nd;
 
 /// The node's name.
@@ -40,16 +40,16 @@ const ERRORS: &[ErrorSpec] = &[
 
 /// `ip6-input`.
 pub struct Ip6Input {
-    addrs: Arc<IfAddrs>,
+    addrs: Arc<SharedAddrs>,
 }
 
 impl Ip6Input {
     /// The node, knowing the addresses whose solicited-node groups it joins.
-    pub fn new(addrs: Arc<IfAddrs>) -> Ip6Input {
+    pub fn new(addrs: Arc<SharedAddrs>) -> Ip6Input {
         Ip6Input { addrs }
     }
 
-    fn check(&self, pkt: &mut sluice_buf::Packet) -> Result<usize, usize> {
+    fn check(addrs: &IfAddrs, pkt: &mut sluice_buf::Packet) -> Result<usize, usize> {
         let total_len = pkt.total_len();
         let d = pkt.data();
         let Some(h) = d.get(..40) else {
@@ -74,8 +74,7 @@ impl Ip6Input {
             let joined = dst == nd::ALL_NODES
                 || dst == Ipv6Addr::new(0xff02, 0, 0, 0, 0, 0, 0, 2)
                 || (nd::is_solicited_node(dst)
-                    && self
-                        .addrs
+                    && addrs
                         .v6(rx)
                         .iter()
                         .any(|&(a, _)| nd::solicited_node(a) == dst));
@@ -98,8 +97,9 @@ impl Node for Ip6Input {
     }
 
     fn process(&mut self, _cx: &mut Cx<'_>, input: &mut Frame, out: &mut Next<'_>) {
+        let addrs = self.addrs.snapshot();
         for mut pkt in input.drain(..) {
-            match self.check(&mut pkt) {
+            match Ip6Input::check(&addrs, &mut pkt) {
                 Ok(n) => out.send(n, pkt),
                 Err(e) => out.drop(pkt, e),
             }
