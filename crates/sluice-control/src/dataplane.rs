@@ -163,6 +163,9 @@ fn open_memif_client(
     cfg.id = m.id;
     cfg.secret = m.secret.clone();
     cfg.queues = m.queues as u16;
+    // The configuration checked a power of two in 2..=16384.
+    cfg.log2_ring_size = m.ring_size.trailing_zeros() as u8;
+    cfg.buffer_size = m.buffer_size;
     memif::connect(&cfg, status).map_err(|e| DataplaneError::Kernel(name.to_string(), e))
 }
 

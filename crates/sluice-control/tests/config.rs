@@ -1928,3 +1928,59 @@ fn an_interface_can_start_administratively_down() {
     );
     assert_contains(&m, "follows its bridge");
 }
+
+#[test]
+fn a_memif_client_sizes_its_rings_and_buffers_and_a_server_refuses_to() {
+    let client = "[[interface]]\nname = \"m0\"\ndriver = \"memif\"\nsocket = \"/run/m.sock\"\nrole = \"client\"\n";
+    let c = parse_ok(&format!("{client}ring-size = 256\nbuffer-size = 1024\n"));
+    match &c.interfaces[0].driver {
+        Driver::Memif(m) => assert_eq!((m.ring_size, m.buffer_size), (256, 1024)),
+        other => panic!("not memif: {other:?}"),
+    }
+    // The defaults of VPP and DPDK.
+    match &parse_ok(client).interfaces[0].driver {
+        Driver::Memif(m) => assert_eq!((m.ring_size, m.buffer_size), (1024, 2048)),
+        other => panic!("not memif: {other:?}"),
+    }
+    let m = refused(
+        &format!("{client}ring-size = 1000\n"),
+        6,
+        "interface[0].ring-size",
+    );
+    assert_contains(&m, "power of two");
+    refused(
+        &format!("{client}ring-size = 32768\n"),
+        6,
+        "interface[0].ring-size",
+    );
+    let m = refused(
+        &format!("{client}buffer-size = 1000\n"),
+        6,
+        "interface[0].buffer-size",
+    );
+    assert_contains(&m, "multiple of 64");
+    refused(
+        &format!("{client}buffer-size = 0\n"),
+        6,
+        "interface[0].buffer-size",
+    );
+    // A server takes what its client proposes.
+    let m = refused(
+        "[[interface]]\nname = \"m0\"\ndriver = \"memif\"\nsocket = \"/run/m.sock\"\nbuffer-size = 4096\n",
+        5,
+        "interface[0].buffer-size",
+    );
+    assert_contains(&m, "client's");
+    refused(
+        "[[interface]]\nname = \"m0\"\ndriver = \"memif\"\nsocket = \"/run/m.sock\"\nring-size = 512\n",
+        5,
+        "interface[0].ring-size",
+    );
+    // Not a memif key elsewhere.
+    let m = refused(
+        "[[interface]]\nname = \"s\"\ndriver = \"sink\"\nbuffer-size = 4096\n",
+        4,
+        "interface[0].buffer-size",
+    );
+    assert_contains(&m, "takes no `buffer-size`");
+}

@@ -148,7 +148,9 @@ fn testpmd_and_sluice_pass_a_burst_back_and_forth_over_memif() {
 }
 
 /// Two Sluice processes joined by memif: one serves, the other connects as
-/// the client (owning the memory); a finite stream crosses whole.
+/// the client (owning the memory, in rings of 256 buffers of 1 KiB, so
+/// the larger IMIX frames cross as chains of two); a finite stream crosses
+/// whole.
 #[test]
 fn sluice_to_sluice_over_memif() {
     let dir = Dir(std::env::temp_dir().join(unique("s2s")));
@@ -172,7 +174,8 @@ fn sluice_to_sluice_over_memif() {
     std::fs::write(
         &client,
         format!(
-            "[[interface]]\nname = \"m0\"\ndriver = \"memif\"\nrole = \"client\"\nsocket = \"{}\"\n\n\
+            "[[interface]]\nname = \"m0\"\ndriver = \"memif\"\nrole = \"client\"\nsocket = \"{}\"\n\
+             ring-size = 256\nbuffer-size = 1024\n\n\
              [[interface]]\nname = \"sink0\"\ndriver = \"sink\"\n\n\
              [[xconnect]]\nfrom = \"m0\"\nto = \"sink0\"\n",
             sock.display()

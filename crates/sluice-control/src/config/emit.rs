@@ -89,6 +89,8 @@ struct OutInterface {
     rx_mode: Option<&'static str>,
     #[serde(skip_serializing_if = "Option::is_none")]
     role: Option<&'static str>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    buffer_size: Option<u32>,
 }
 
 /// A number, or a string for ranges and words (`"64-1500"`, `"imix"`).
@@ -440,6 +442,8 @@ impl Config {
                 out.queues = (m.queues != 1).then_some(m.queues);
                 out.rx_mode = m.interrupt.then_some("interrupt");
                 out.role = m.client.then_some("client");
+                out.ring_size = (m.ring_size != 1024).then_some(m.ring_size);
+                out.buffer_size = (m.buffer_size != 2048).then_some(m.buffer_size);
             }
             Driver::Pg | Driver::Sink | Driver::Bvi => {}
         }
@@ -525,6 +529,8 @@ driver = "memif"
 socket = "/run/m1.sock"
 role = "client"
 queues = 2
+ring-size = 256
+buffer-size = 1024
 [[interface]]
 name = "s0"
 driver = "sink"

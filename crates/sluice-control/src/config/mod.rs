@@ -147,6 +147,11 @@ pub struct Memif {
     pub interrupt: bool,
     /// Sluice connects to a server (and owns the memory) instead of serving.
     pub client: bool,
+    /// Descriptors per ring, a power of two (client: Sluice proposes it;
+    /// a server takes the client's).
+    pub ring_size: u32,
+    /// Bytes of each buffer in the shared region (client only).
+    pub buffer_size: u32,
 }
 
 /// Where a kernel-facing interface attaches.
@@ -252,6 +257,7 @@ struct RawInterface {
     secret: Option<Spanned<String>>,
     rx_mode: Option<Spanned<String>>,
     role: Option<Spanned<String>>,
+    buffer_size: Option<Spanned<i64>>,
     state: Option<Spanned<String>>,
 }
 
@@ -542,6 +548,42 @@ fn memif(
         let span = r.rx_mode.as_ref().map(|v| v.span()).unwrap_or_default();
         return c.err(span, key("rx-mode"), "a memif client polls");
     }
+    // The client owns the shared memory, so it alone sizes rings and buffers.
+    let sizes = [
+        ("ring-size", r.ring_size.as_ref().map(|v| v.span())),
+        ("buffer-size", r.buffer_size.as_ref().map(|v| v.span())),
+    ];
+    if !client && let Some((k, Some(span))) = sizes.into_iter().find(|(_, s)| s.is_some()) {
+        return c.err(
+            span,
+            key(k),
+            format!("a memif server takes the client's `{k}` (set it on the client, or `role = \"client\"`)"),
+        );
+    }
+    let ring_size = match &r.ring_size {
+        Some(v) => {
+            let n: u32 = c.int(v, &key("ring-size"), 2, 16384)?;
+            if !n.is_power_of_two() {
+                return c.err(v.span(), key("ring-size"), "a power of two (2..=16384)");
+            }
+            n
+        }
+        None => 1024,
+    };
+    let buffer_size = match &r.buffer_size {
+        Some(v) => {
+            let n: u32 = c.int(v, &key("buffer-size"), 64, 65536)?;
+            if !n.is_multiple_of(64) {
+                return c.err(
+                    v.span(),
+                    key("buffer-size"),
+                    "a multiple of 64 (64..=65536)",
+                );
+            }
+            n
+        }
+        None => 2048,
+    };
     Ok(Memif {
         client,
         socket,
@@ -555,6 +597,8 @@ fn memif(
             None => 1,
         },
         interrupt,
+        ring_size,
+        buffer_size,
     })
 }
 
@@ -811,6 +855,7 @@ impl Config {
                 ("secret", r.secret.as_ref().map(|v| v.span())),
                 ("rx-mode", r.rx_mode.as_ref().map(|v| v.span())),
                 ("role", r.role.as_ref().map(|v| v.span())),
+                ("buffer-size", r.buffer_size.as_ref().map(|v| v.span())),
             ];
             if !matches!(driver, Driver::Memif(_))
                 && let Some((k, Some(span))) = memif_keys.into_iter().find(|(_, s)| s.is_some())
@@ -822,15 +867,18 @@ impl Config {
                 );
             }
             if driver.kernel().is_none() {
-                let queues = match driver {
-                    Driver::Memif(_) => None,
-                    _ => r.queues.as_ref().map(|v| v.span()),
+                let (queues, ring_size) = match driver {
+                    Driver::Memif(_) => (None, None),
+                    _ => (
+                        r.queues.as_ref().map(|v| v.span()),
+                        r.ring_size.as_ref().map(|v| v.span()),
+                    ),
                 };
                 let stray = [
                     ("device", r.device.as_ref().map(|v| v.span())),
                     ("netns", r.netns.as_ref().map(|v| v.span())),
                     ("queues", queues),
-                    ("ring-size", r.ring_size.as_ref().map(|v| v.span())),
+                    ("ring-size", ring_size),
                 ];
                 if let Some((k, Some(span))) = stray.into_iter().find(|(_, s)| s.is_some()) {
                     return c.err(
