@@ -110,16 +110,21 @@ impl Acl {
         self.v6.classify(key)
     }
 
-    /// The first IPv4 rule matching each key, up to [`BATCH`] at once.
+    /// The first IPv4 rule matching each key of `keys` into `out` (the
+    /// shorter decides how many), a vector ([`MAX_BATCH`]) at a time.
     #[inline]
     pub fn classify4_batch(&self, keys: &[Key<u32>], out: &mut [Match]) {
-        self.v4.classify_batch(keys, out);
+        for (k, o) in keys.chunks(BATCH).zip(out.chunks_mut(BATCH)) {
+            self.v4.classify_batch(k, o);
+        }
     }
 
-    /// The first IPv6 rule matching each key, up to [`BATCH`] at once.
+    /// The first IPv6 rule matching each key, as [`Acl::classify4_batch`].
     #[inline]
     pub fn classify6_batch(&self, keys: &[Key<u128>], out: &mut [Match]) {
-        self.v6.classify_batch(keys, out);
+        for (k, o) in keys.chunks(BATCH).zip(out.chunks_mut(BATCH)) {
+            self.v6.classify_batch(k, o);
+        }
     }
 
     /// Sizes of the IPv4 and IPv6 classifiers.
