@@ -269,6 +269,19 @@ fn run(n: usize, all: bool) {
         );
         check("tuple space", &rules, &trace, &a);
         if n <= 1000 {
+            let flat = Acl::with_config(
+                rules.clone(),
+                Action::Deny,
+                TreeConfig {
+                    max_groups: 1,
+                    leaf: usize::MAX,
+                    ..TreeConfig::default()
+                },
+            )
+            .expect("rules");
+            let (c, a) = time(&trace, |k, o| flat.classify4_batch(k, o));
+            println!("  one leaf (every rule in blocks, scanned): {c:.1} cycles/packet");
+            check("one leaf", &rules, &trace, &a);
             let lin = LinearScan::<u32>::new(&rules).expect("rules");
             let (c, _) = time(&trace[..trace.len() / 10], |k, o| {
                 for (o, k) in o.iter_mut().zip(k) {

@@ -86,17 +86,28 @@ impl<A: Addr> Block<A> {
         }
     }
 
-    /// Lanes whose 5-tuple matches `k`, a bit each.
+    /// Lanes whose 5-tuple matches `k`, a bit each. The source address
+    /// is compared first for all four lanes and most blocks stop there
+    /// (in a leaf reached by the destination, or scanned whole, few rules
+    /// share the packet's source); comparing every field of every lane
+    /// cost three times as much.
     #[inline(always)]
     fn lanes(&self, k: &Key<A>) -> u32 {
         let mut m = 0u32;
         for i in 0..LANES {
-            let ok = (k.src & self.src_mask[i] == self.src[i])
-                & (k.dst & self.dst_mask[i] == self.dst[i])
+            m |= u32::from(k.src & self.src_mask[i] == self.src[i]) << i;
+        }
+        let mut left = m;
+        while left != 0 {
+            let i = left.trailing_zeros() as usize;
+            left &= left - 1;
+            let ok = (k.dst & self.dst_mask[i] == self.dst[i])
                 & (k.sport.wrapping_sub(self.sport_lo[i]) <= self.sport_span[i])
                 & (k.dport.wrapping_sub(self.dport_lo[i]) <= self.dport_span[i])
                 & (k.proto & self.proto_mask[i] == self.proto[i]);
-            m |= u32::from(ok) << i;
+            if !ok {
+                m &= !(1 << i);
+            }
         }
         m
     }
