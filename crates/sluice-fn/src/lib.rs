@@ -20,6 +20,7 @@
 #![forbid(unsafe_code)]
 #![deny(missing_docs)]
 
+pub mod acl;
 pub mod addr;
 pub mod ethernet;
 pub mod fib;
@@ -31,6 +32,7 @@ pub mod l2;
 mod outputs;
 pub mod router;
 
+pub use acl::{Acl, Action, Rule, RuleError};
 pub use addr::IfAddrs;
 pub use ethernet::EthernetInput;
 pub use fib::{Fib, FibConfig, Path, Prefix, Route};

@@ -1,0 +1,188 @@
+//! `ip4-acl` and `ip6-acl`: an access list as a node on a feature arc.
+//!
+//! Packets arrive with their data at the IP header (after `ipN-input`,
+//! which checked it). The node loads the list in force once per vector,
+//! reads every packet's key, classifies the whole vector in one call, then
+//! sends permitted packets to its one next node and drops denied ones
+//! under `acl-deny`. A packet permitted by a `PermitReflect` rule carries
+//! [`REFLECT`] in `meta.flags`, for connection tracking to make its
+//! session.
+//!
+//! The same node serves an input or an output arc; each place it stands
+//! is its own instance with its own name (e.g. `ip4-acl-in-eth0`) and
+//! list.
+
+use std::sync::Arc;
+
+use sluice_buf::Packet;
+use sluice_graph::{Cx, ErrorSpec, Frame, Next, Node, NodeSpec};
+
+use super::key::{Addr, Key, KeyError, ip4_key, ip6_key, l2_key};
+use super::list::{Acl, MAX_BATCH, Match};
+use super::rule::Action;
+use super::shared::SharedAcl;
+
+/// The usual name of the IPv4 node.
+pub const IP4_NAME: &str = "ip4-acl";
+/// The usual name of the IPv6 node.
+pub const IP6_NAME: &str = "ip6-acl";
+
+/// Bit of `meta.flags` set on packets a `PermitReflect` rule let through.
+pub const REFLECT: u32 = 1 << 0;
+
+mod error {
+    pub const DENY: usize = 0;
+    pub const TRUNCATED_L3: usize = 1;
+    pub const TRUNCATED_L4: usize = 2;
+}
+
+const ERRORS: &[ErrorSpec] = &[
+    ErrorSpec::info("acl-deny", "denied by an access list rule (or its default)"),
+    ErrorSpec::error("truncated-l3", "packet shorter than its IP header"),
+    ErrorSpec::error(
+        "truncated-l4",
+        "first fragment or packet too short for its L4 header's ports",
+    ),
+];
+
+/// One address family's key reading and classification, what an
+/// [`AclNode`] needs of its address type.
+pub trait Family: Addr {
+    /// The key of the packet whose IP header starts at `l3`.
+    fn key(l3: &[u8]) -> Result<Key<Self>, KeyError>;
+    /// [`Acl::classify4_batch`] or [`Acl::classify6_batch`].
+    fn classify(acl: &Acl, keys: &[Key<Self>], out: &mut [Match]);
+}
+
+impl Family for u32 {
+    fn key(l3: &[u8]) -> Result<Key<u32>, KeyError> {
+        ip4_key(l3)
+    }
+    fn classify(acl: &Acl, keys: &[Key<u32>], out: &mut [Match]) {
+        acl.classify4_batch(keys, out);
+    }
+}
+
+impl Family for u128 {
+    fn key(l3: &[u8]) -> Result<Key<u128>, KeyError> {
+        ip6_key(l3)
+    }
+    fn classify(acl: &Acl, keys: &[Key<u128>], out: &mut [Match]) {
+        acl.classify6_batch(keys, out);
+    }
+}
+
+/// An ACL node for family `A` (`u32`: IPv4, `u128`: IPv6).
+pub struct AclNode<A> {
+    name: String,
+    next: String,
+    acl: Arc<SharedAcl>,
+    keys: Vec<Key<A>>,
+    /// Per packet of the vector: its key's error, if any.
+    bad: Vec<Option<KeyError>>,
+    matches: Vec<Match>,
+}
+
+impl AclNode<u32> {
+    /// An IPv4 node `name` that sends what `acl` permits to `next`.
+    pub fn ip4(name: impl Into<String>, next: impl Into<String>, acl: Arc<SharedAcl>) -> Self {
+        AclNode::new(name.into(), next.into(), acl)
+    }
+}
+
+impl AclNode<u128> {
+    /// An IPv6 node `name` that sends what `acl` permits to `next`.
+    pub fn ip6(name: impl Into<String>, next: impl Into<String>, acl: Arc<SharedAcl>) -> Self {
+        AclNode::new(name.into(), next.into(), acl)
+    }
+}
+
+/// The frame the packet came in, for its MACs: `ethernet-input` left
+/// `l3_offset` bytes of it in front of the data.
+fn l2_of(pkt: &mut Packet) -> super::key::L2Key {
+    let (back, vlan) = (usize::from(pkt.meta().l3_offset), pkt.meta().vlan);
+    let l2 = match pkt.prepend(back) {
+        Ok(b) => l2_key(b, vlan),
+        Err(_) => l2_key(&[], vlan),
+    };
+    if back != 0 && pkt.advance(back).is_err() {
+        // Cannot happen: the bytes just prepended are there to strip.
+        return l2_key(&[], vlan);
+    }
+    l2
+}
+
+impl<A: Family> AclNode<A> {
+    fn new(name: String, next: String, acl: Arc<SharedAcl>) -> Self {
+        AclNode {
+            name,
+            next,
+            acl,
+            keys: Vec::with_capacity(MAX_BATCH),
+            bad: Vec::with_capacity(MAX_BATCH),
+            matches: vec![0; MAX_BATCH],
+        }
+    }
+
+    /// Classifies up to a vector of `packets` and sends each on.
+    fn run(&mut self, acl: &Acl, packets: &mut Vec<Packet>, out: &mut Next<'_>) {
+        self.keys.clear();
+        self.bad.clear();
+        let l2 = acl.needs_l2();
+        for pkt in packets.iter_mut() {
+            match A::key(pkt.data()) {
+                Ok(mut k) => {
+                    if l2 {
+                        k.l2 = l2_of(pkt);
+                    }
+                    self.keys.push(k);
+                    self.bad.push(None);
+                }
+                Err(e) => {
+                    // A key that matches nothing real; the packet is
+                    // dropped below whatever it gets.
+                    self.keys.push(Key::default());
+                    self.bad.push(Some(e));
+                }
+            }
+        }
+        A::classify(acl, &self.keys, &mut self.matches);
+        for (i, mut pkt) in packets.drain(..).enumerate() {
+            match self.bad[i] {
+                Some(KeyError::TruncatedL3) => out.drop(pkt, error::TRUNCATED_L3),
+                Some(KeyError::TruncatedL4) => out.drop(pkt, error::TRUNCATED_L4),
+                None => match acl.action(self.matches[i]) {
+                    Action::Deny => out.drop(pkt, error::DENY),
+                    Action::Permit => out.send(0, pkt),
+                    Action::PermitReflect => {
+                        pkt.meta_mut().flags |= REFLECT;
+                        out.send(0, pkt);
+                    }
+                },
+            }
+        }
+    }
+}
+
+impl<A: Family> Node for AclNode<A> {
+    fn spec(&self) -> NodeSpec {
+        NodeSpec::internal(self.name.clone(), &[self.next.as_str()], ERRORS)
+    }
+
+    fn process(&mut self, _cx: &mut Cx<'_>, input: &mut Frame, out: &mut Next<'_>) {
+        // One list for the whole vector, even if the control plane swaps
+        // it meanwhile.
+        let acl = self.acl.load();
+        if input.len() <= MAX_BATCH {
+            return self.run(&acl, input, out);
+        }
+        // Longer than a vector (not made by the dispatcher): a vector's
+        // worth at a time.
+        let mut rest: Vec<Packet> = input.drain(..).collect();
+        while !rest.is_empty() {
+            let n = rest.len().min(MAX_BATCH);
+            let mut part: Vec<Packet> = rest.drain(..n).collect();
+            self.run(&acl, &mut part, out);
+        }
+    }
+}
