@@ -435,7 +435,15 @@ impl VhostUser {
             let (header, payload, fds) = match conn.inbox.read(&conn.fd) {
                 Ok(Some(m)) => m,
                 Ok(None) => return,
-                Err(e) => return self.close(e),
+                Err(e) => {
+                    if matches!(
+                        e,
+                        Refusal::Flags(_) | Refusal::TooLarge(_) | Refusal::TooManyFds
+                    ) {
+                        self.stats.bad_messages.fetch_add(1, Ordering::Relaxed);
+                    }
+                    return self.close(e);
+                }
             };
             let reply = Request::decode(header.request, &payload)
                 .map_err(Refusal::Decode)
