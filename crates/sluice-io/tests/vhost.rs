@@ -83,10 +83,15 @@ impl Drop for Testpmd {
 /// (`server=1` when `listen`), forwarding in `mode`, statistics every
 /// second.
 fn testpmd(sock: &Path, listen: bool, mode: &str, extra: &[&str]) -> Testpmd {
+    testpmd_queues(sock, listen, 1, mode, extra)
+}
+
+/// As [`testpmd`], with `queues` queue pairs.
+fn testpmd_queues(sock: &Path, listen: bool, queues: u16, mode: &str, extra: &[&str]) -> Testpmd {
     let cpu = testpmd_cpu();
     let prefix = unique("tv");
     let vdev = format!(
-        "net_virtio_user0,path={},queues=1,server={}",
+        "net_virtio_user0,path={},queues={queues},server={}",
         sock.display(),
         listen as u8
     );
@@ -276,6 +281,61 @@ fn testpmd_txonly_reaches_sluice_server() {
 #[test]
 fn sluice_client_reaches_testpmd_server_txonly() {
     txonly_counts_exactly(Role::Client);
+}
+
+/// Two queue pairs: testpmd spreads its txonly frames over both, and
+/// Sluice counts them exactly on its two receive halves.
+#[test]
+fn testpmd_txonly_on_two_queue_pairs() {
+    if !require("dpdk-testpmd") {
+        return;
+    }
+    let dir = Scratch::new("vhost");
+    let sock = dir.join("vhost.sock");
+    let status = LinkStatus::new();
+    let mut config = VhostConfig::new("vhost0", &sock);
+    config.queues = 2;
+    let (mut v, mut halves) = vhost::listen(&config, &status).expect("listen");
+    let tp = testpmd_queues(&sock, false, 2, "txonly", &["--txq=2", "--rxq=2"]);
+    assert!(
+        drive(&mut v, Duration::from_secs(30), |v| v.running_queues() == 2),
+        "testpmd did not start both queue pairs: {} ({:?})",
+        v.stats().last_reason(),
+        v.stats().snapshot()
+    );
+    let pool = pool();
+    let mut cache = pool.cache(64);
+    let mut per_queue = [0u64; 2];
+    let mut frame = Frame::new();
+    let mut take = |cache: &mut BufCache, halves: &mut [(VhostRx, VhostTx)]| -> u64 {
+        for (q, (rx, _)) in halves.iter_mut().enumerate() {
+            for _ in 0..32 {
+                if let InputState::Busy(n) = rx.rx_burst(cache, &mut frame, 256) {
+                    per_queue[q] += n as u64;
+                    cache.free_all(&mut frame);
+                }
+            }
+        }
+        per_queue[0].min(per_queue[1])
+    };
+    drive(&mut v, Duration::from_secs(20), |_| {
+        take(&mut cache, &mut halves) >= 10_000
+    });
+    let out = tp.stop_with(&mut v, |_| {
+        take(&mut cache, &mut halves);
+    });
+    let text = String::from_utf8_lossy(&out.stdout).into_owned();
+    let sent = testpmd_tx_packets(&text).expect("testpmd printed its statistics");
+    assert!(per_queue.iter().all(|&n| n > 1000), "{per_queue:?}");
+    assert_eq!(
+        per_queue[0] + per_queue[1],
+        sent,
+        "{per_queue:?}; testpmd said: {text}"
+    );
+    cache.flush();
+    drop(halves);
+    drop(v);
+    assert_eq!(pool.free_count(), pool.capacity(), "buffers leaked");
 }
 
 #[test]
@@ -1014,4 +1074,60 @@ mod hostile {
             prop_assert_eq!(pool.free_count(), pool.capacity());
         }
     }
+}
+
+fn readable(fd: std::os::fd::RawFd) -> bool {
+    sluice_io::sys::wait_readable(&[fd], Duration::from_millis(200)).is_ok_and(|r| r)
+}
+
+#[test]
+fn interrupt_mode_asks_for_kicks_when_dry_and_calls_the_guest() {
+    use std::os::fd::AsRawFd;
+    let mut s = Setup::new(|c| c.rx_mode = vhost::RxMode::Interrupt);
+    let (mut f, _) = s.frontend();
+    f.handshake();
+    assert!(wait_until(Duration::from_secs(2), || s.status.state() == LinkState::Up));
+    let pool = pool();
+    let mut cache = pool.cache(64);
+    let (rx, tx) = &mut s.halves[0];
+    let used_flags = |f: &Frontend, r: usize| {
+        u16::from_le_bytes(f.read(frontend::used_ring(r), 2).try_into().unwrap())
+    };
+    // Polled rings start with kicks off.
+    assert_eq!(used_flags(&f, 1), 1, "NO_NOTIFY while polled");
+    // Dry: the half asks for kicks and offers the kick eventfd to sleep on.
+    let mut frame = Frame::new();
+    assert_eq!(rx.rx_burst(&mut cache, &mut frame, 256), InputState::Idle);
+    assert_eq!(used_flags(&f, 1), 0, "kicks wanted when dry");
+    let fd = rx.wait_fd().expect("a kick eventfd to wait on");
+    assert!(!readable(fd));
+    // The guest transmits and kicks: the worker would wake.
+    f.transmit(0, &udp_frame(1, 64));
+    sluice_io::sys::unix::eventfd_kick(f.kicks[1].as_fd()).unwrap();
+    assert!(readable(fd));
+    assert_eq!(
+        rx.rx_burst(&mut cache, &mut frame, 256),
+        InputState::Busy(1)
+    );
+    assert_eq!(used_flags(&f, 1), 1, "kicks off again while busy");
+    cache.free_all(&mut frame);
+    // The guest did not set NO_INTERRUPT: each publish calls it.
+    let call = f.calls[1].as_raw_fd();
+    assert!(readable(call), "the transmit chain's return was signalled");
+    sluice_io::sys::unix::eventfd_drain(f.calls[1].as_fd()).unwrap();
+    f.post_rx(0..1, 2048);
+    assert_eq!(tx_all(tx, &mut cache, &[udp_frame(2, 64)]), 0);
+    assert!(
+        readable(f.calls[0].as_raw_fd()),
+        "the receive was signalled"
+    );
+    // With NO_INTERRUPT set, no call.
+    sluice_io::sys::unix::eventfd_drain(f.calls[0].as_fd()).unwrap();
+    f.write(frontend::avail_ring(0), &1u16.to_le_bytes());
+    f.post_rx(1..2, 2048);
+    assert_eq!(tx_all(tx, &mut cache, &[udp_frame(3, 64)]), 0);
+    assert!(!readable(f.calls[0].as_raw_fd()), "no call asked for");
+    cache.flush();
+    drop(s.halves);
+    assert_eq!(pool.free_count(), pool.capacity());
 }
