@@ -1131,3 +1131,78 @@ fn interrupt_mode_asks_for_kicks_when_dry_and_calls_the_guest() {
     drop(s.halves);
     assert_eq!(pool.free_count(), pool.capacity());
 }
+
+/// A measurement, not a check (run it by hand, in release, with this
+/// thread on its own CPU):
+/// `taskset -c 0 cargo test --release -p sluice-io --test vhost measure -- --ignored --nocapture`.
+///
+/// testpmd (`net_virtio_user`, `io` forwarding, primed with `--tx-first`)
+/// on the last CPU; Sluice reflects every frame it dequeues straight back
+/// into testpmd's receive ring, so frames circle testpmd → Sluice →
+/// testpmd. Prints what Sluice moved per second and its time per packet.
+#[test]
+#[ignore = "a measurement: run by hand in release"]
+fn measure_reflect_with_testpmd() {
+    if !require("dpdk-testpmd") {
+        return;
+    }
+    let dir = Scratch::new("vhost");
+    let (mut v, mut halves, status) = listening(&dir);
+    let burst = std::env::var("BURST").unwrap_or_else(|_| "64".into());
+    let tp = testpmd(
+        &dir.join("vhost.sock"),
+        false,
+        "io",
+        &[
+            "--port-topology=loop",
+            "--tx-first",
+            &format!("--burst={burst}"),
+        ],
+    );
+    up(&mut v, &status);
+    let pool = pool();
+    let mut cache = pool.cache(256);
+    let (rx, tx) = &mut halves[0];
+    let mut frame = Frame::new();
+    let mhz: f64 = std::fs::read_to_string("/proc/cpuinfo")
+        .unwrap()
+        .lines()
+        .find_map(|l| {
+            l.strip_prefix("cpu MHz")?
+                .split(':')
+                .nth(1)?
+                .trim()
+                .parse()
+                .ok()
+        })
+        .unwrap_or(0.0);
+    for (phase, secs) in [("warm-up", 2u64), ("measured", 5)] {
+        let (mut moved, mut unsent) = (0u64, 0u64);
+        let start = Instant::now();
+        let mut turns = 0u32;
+        while start.elapsed() < Duration::from_secs(secs) {
+            for _ in 0..1024 {
+                if let InputState::Busy(n) = rx.rx_burst(&mut cache, &mut frame, 256) {
+                    moved += n as u64;
+                    unsent += tx.tx_burst(&mut cache, &mut frame) as u64;
+                }
+            }
+            turns += 1;
+            if turns.is_multiple_of(64) {
+                v.poll(Duration::ZERO);
+            }
+        }
+        let t = start.elapsed().as_secs_f64();
+        eprintln!(
+            "{phase}: burst {burst}: {:.2} Mpps reflected by Sluice ({moved} in {t:.1} s, \
+             {unsent} unsent), {:.1} ns/packet, ~{:.0} cycles/packet at {mhz:.0} MHz",
+            moved as f64 / t / 1e6,
+            t * 1e9 / moved.max(1) as f64,
+            t * mhz * 1e6 / moved.max(1) as f64,
+        );
+    }
+    let c = v.stats().snapshot();
+    drop(tp.stop(&mut v));
+    assert_eq!(c.rx_bad_chains + c.tx_bad_chains, 0, "{c:?}");
+    cache.flush();
+}
