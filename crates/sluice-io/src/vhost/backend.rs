@@ -42,6 +42,9 @@ const FEATURES: u64 = features::VERSION_1
     | features::ANY_LAYOUT
     | features::PROTOCOL_FEATURES;
 
+/// Most messages served in one [`VhostUser::poll`].
+const MESSAGES_PER_POLL: usize = 256;
+
 /// Protocol features offered.
 const PROTOCOL: u64 = protocol::MQ | protocol::REPLY_ACK;
 
@@ -428,7 +431,9 @@ impl VhostUser {
     }
 
     fn serve(&mut self) {
-        loop {
+        // A bounded number a poll, so that a front end that never stops
+        // talking cannot keep the control thread from everything else.
+        for _ in 0..MESSAGES_PER_POLL {
             let Some(conn) = self.conn.as_mut() else {
                 return;
             };
