@@ -2,11 +2,9 @@
 //! messages, keep what they set up, start and stop the rings, and start
 //! over when the front end goes.
 //!
-//! Messages are read without blocking, header then payload, never past the
-//! end of the message being read, so the descriptors that arrive while
-//! reading a message are that message's (a front end sends a message and
-//! its descriptors in one `sendmsg`). Every descriptor is an [`OwnedFd`]
-//! from the moment it arrives: a refusal at any step closes them all.
+//! Messages are read by [`super::inbox`]. Every descriptor is an
+//! [`OwnedFd`] from the moment it arrives: a refusal at any step closes
+//! them all.
 //!
 //! A ring runs (sits in its slot for the half to use) when it has a size,
 //! addresses, the guest's memory and a kick (a descriptor, or "poll"), and
@@ -21,11 +19,9 @@ use std::sync::atomic::Ordering;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
+use super::inbox::Inbox;
 use super::memory::{GuestMemory, MemoryError};
-use super::proto::{
-    self, DecodeError, HDR_SIZE, Header, MAX_PAYLOAD, MAX_REGIONS, Request, VringAddr, VringState,
-    features, protocol,
-};
+use super::proto::{self, DecodeError, Request, VringAddr, VringState, features, protocol};
 use super::queue::{VhostRx, VhostTx, Vring, VringSlot};
 use super::virtq::{MAX_QUEUE_SIZE, RingError, SplitRing};
 use super::{Role, VhostConfig, VhostStats};
@@ -130,18 +126,6 @@ struct RingSetup {
     call: Option<Arc<OwnedFd>>,
     err: Option<Arc<OwnedFd>>,
     enabled: bool,
-}
-
-/// A message being read.
-#[derive(Debug, Default)]
-struct Inbox {
-    hdr: [u8; HDR_SIZE],
-    have: usize,
-    header: Option<Header>,
-    payload: Vec<u8>,
-    payload_have: usize,
-    fds: Vec<OwnedFd>,
-    since: Option<Instant>,
 }
 
 /// The front end of the moment. Rings drop before memory (the slots are
@@ -788,65 +772,6 @@ impl Conn {
             up: false,
             was_up: false,
             fd,
-        }
-    }
-}
-
-/// A whole message: header, payload, and the descriptors that came with it.
-type Whole = (Header, Vec<u8>, Vec<OwnedFd>);
-
-impl Inbox {
-    /// Reads what has arrived of the current message; the message when it
-    /// is whole.
-    fn read(&mut self, fd: &OwnedFd) -> Result<Option<Whole>, Refusal> {
-        loop {
-            let (buf, header_part) = match self.header {
-                None => (&mut self.hdr[self.have..], true),
-                Some(h) if self.payload_have < h.size as usize => {
-                    (&mut self.payload[self.payload_have..], false)
-                }
-                Some(h) => {
-                    self.header = None;
-                    self.have = 0;
-                    self.since = None;
-                    let payload = std::mem::take(&mut self.payload);
-                    return Ok(Some((h, payload, std::mem::take(&mut self.fds))));
-                }
-            };
-            let got = match unix::recv_with_fds(fd.as_fd(), buf) {
-                Ok(Some(g)) => g,
-                Ok(None) => return Ok(None),
-                Err(e) => return Err(Refusal::Io(e.to_string())),
-            };
-            let n = got.len;
-            self.fds.extend(got.fds);
-            if got.truncated || self.fds.len() > MAX_REGIONS {
-                return Err(Refusal::TooManyFds);
-            }
-            if n == 0 {
-                return Err(Refusal::Hangup);
-            }
-            self.since.get_or_insert_with(Instant::now);
-            if header_part {
-                self.have += n;
-                if self.have < HDR_SIZE {
-                    continue;
-                }
-                let h = Header::decode(&self.hdr);
-                if h.flags & proto::VERSION_MASK != proto::VERSION
-                    || h.flags & proto::FLAG_REPLY != 0
-                {
-                    return Err(Refusal::Flags(h.flags));
-                }
-                if h.size as usize > MAX_PAYLOAD {
-                    return Err(Refusal::TooLarge(h.size));
-                }
-                self.payload = vec![0; h.size as usize];
-                self.payload_have = 0;
-                self.header = Some(h);
-            } else {
-                self.payload_have += n;
-            }
         }
     }
 }

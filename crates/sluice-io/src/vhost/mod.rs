@@ -73,6 +73,7 @@
 //!   offloads, the configuration and `sluice bench` scenario.
 
 mod backend;
+mod inbox;
 pub mod memory;
 pub mod proto;
 mod queue;
