@@ -16,7 +16,9 @@
 //! - [`memif`]: another process (a container, DPDK, VPP) through memif
 //!   shared-memory rings, Sluice as the server;
 //! - [`tap`]: the Linux host stack or a container's namespace, through a
-//!   TAP device with offloads.
+//!   TAP device with offloads;
+//! - [`vhost`]: virtual machines with the stock virtio-net driver (and
+//!   DPDK's `virtio_user`), vhost-user back end, server or client.
 //!
 //! [`offload`] turns what a Linux host leaves to "the hardware" (partial
 //! checksums, 64 KiB TCP segments) into ordinary frames.
@@ -41,6 +43,7 @@ pub mod sink;
 #[allow(unsafe_code)]
 pub mod sys;
 pub mod tap;
+pub mod vhost;
 
 pub use driver::{
     Driver, InterfaceInput, InterfaceOutput, LinkState, LinkStatus, Queues, RxState,

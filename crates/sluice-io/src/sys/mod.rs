@@ -13,6 +13,7 @@ pub mod mmap;
 pub mod netns;
 pub mod tun;
 pub mod unix;
+pub mod vhost;
 pub mod xdp;
 
 use std::io;

@@ -61,6 +61,12 @@ pub fn seqpacket() -> io::Result<OwnedFd> {
     super::socket(libc::AF_UNIX, libc::SOCK_SEQPACKET | libc::SOCK_NONBLOCK, 0)
 }
 
+/// A non-blocking `AF_UNIX` `SOCK_STREAM` socket (close-on-exec): what
+/// vhost-user speaks on.
+pub fn stream() -> io::Result<OwnedFd> {
+    super::socket(libc::AF_UNIX, libc::SOCK_STREAM | libc::SOCK_NONBLOCK, 0)
+}
+
 /// Binds a Unix socket.
 pub fn bind_unix(fd: BorrowedFd<'_>, addr: UnixAddr<'_>) -> io::Result<()> {
     let (sa, len) = addr.sockaddr()?;
@@ -117,12 +123,10 @@ pub fn accept(fd: BorrowedFd<'_>) -> io::Result<Option<OwnedFd>> {
     }
 }
 
-/// The most descriptors taken from one message: memif sends at most one,
-/// but a peer may send more, and every one that arrives must be closed.
-const MAX_FDS: usize = 8;
-
-/// A control buffer big enough for `MAX_FDS` descriptors, aligned for
-/// `cmsghdr`.
+/// A control buffer for up to 28 descriptors (more than any protocol
+/// here sends: memif one, vhost-user eight), aligned for `cmsghdr`. The
+/// kernel closes descriptors that do not fit and says so with
+/// `MSG_CTRUNC`; every one that fits becomes an [`OwnedFd`].
 #[repr(C, align(8))]
 struct CmsgBuf([u8; 128]);
 
@@ -177,7 +181,7 @@ pub fn recv_with_fds(fd: BorrowedFd<'_>, buf: &mut [u8]) -> io::Result<Option<Re
             if (*c).cmsg_level == libc::SOL_SOCKET && (*c).cmsg_type == libc::SCM_RIGHTS {
                 let data = libc::CMSG_DATA(c);
                 let bytes = (*c).cmsg_len as usize - libc::CMSG_LEN(0) as usize;
-                for i in 0..(bytes / size_of::<libc::c_int>()).min(MAX_FDS) {
+                for i in 0..bytes / size_of::<libc::c_int>() {
                     let raw = data
                         .add(i * size_of::<libc::c_int>())
                         .cast::<libc::c_int>()
@@ -205,6 +209,18 @@ pub fn send_with_fd(
     bytes: &[u8],
     pass: Option<BorrowedFd<'_>>,
 ) -> io::Result<usize> {
+    match pass {
+        Some(p) => send_with_fds(fd, bytes, &[p]),
+        None => send_with_fds(fd, bytes, &[]),
+    }
+}
+
+/// Sends one message with up to 28 descriptors, without blocking.
+pub fn send_with_fds(
+    fd: BorrowedFd<'_>,
+    bytes: &[u8],
+    pass: &[BorrowedFd<'_>],
+) -> io::Result<usize> {
     let mut cmsg = CmsgBuf([0; 128]);
     let mut iov = libc::iovec {
         iov_base: bytes.as_ptr() as *mut libc::c_void,
@@ -214,21 +230,29 @@ pub fn send_with_fd(
     let mut msg: libc::msghdr = unsafe { zeroed() };
     msg.msg_iov = &mut iov;
     msg.msg_iovlen = 1;
-    if let Some(pass) = pass {
+    if !pass.is_empty() {
+        let payload = size_of_val(pass) as u32;
         // SAFETY: CMSG_SPACE is a size computation.
-        let space = unsafe { libc::CMSG_SPACE(size_of::<libc::c_int>() as u32) } as usize;
+        let space = unsafe { libc::CMSG_SPACE(payload) } as usize;
+        if space > cmsg.0.len() {
+            return Err(io::Error::new(
+                io::ErrorKind::InvalidInput,
+                "too many descriptors for one message",
+            ));
+        }
         msg.msg_control = cmsg.0.as_mut_ptr().cast();
         msg.msg_controllen = space as _;
         // SAFETY: `cmsg` holds at least `space` bytes, aligned for cmsghdr,
-        // so the first header and its one-int payload fit inside it.
+        // so the first header and its payload of `pass.len()` ints fit.
         unsafe {
             let c = libc::CMSG_FIRSTHDR(&msg);
             (*c).cmsg_level = libc::SOL_SOCKET;
             (*c).cmsg_type = libc::SCM_RIGHTS;
-            (*c).cmsg_len = libc::CMSG_LEN(size_of::<libc::c_int>() as u32) as _;
-            libc::CMSG_DATA(c)
-                .cast::<libc::c_int>()
-                .write_unaligned(pass.as_raw_fd());
+            (*c).cmsg_len = libc::CMSG_LEN(payload) as _;
+            let data = libc::CMSG_DATA(c).cast::<libc::c_int>();
+            for (i, p) in pass.iter().enumerate() {
+                data.add(i).write_unaligned(p.as_raw_fd());
+            }
         }
     }
     // SAFETY: `msg` points at `iov` (describing `bytes`, only read) and
