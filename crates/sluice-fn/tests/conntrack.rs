@@ -654,3 +654,36 @@ fn ipv6_echo_tcp_and_related_errors() {
     // The same addresses as IPv4-style keys do not meet the IPv6 session.
     assert_eq!(ct.ct.len(), 2);
 }
+
+/// A vector holding a whole handshake: the session the SYN makes is
+/// found by the SYN-ACK behind it in the same vector, and a second SYN of
+/// the same flow in that vector makes no second session.
+#[test]
+fn a_handshake_in_one_vector_is_tracked_in_order() {
+    let mut ct = Ct::new();
+    let pkts: Vec<_> = [
+        a2b(0, 0, SYN, 0),
+        a2b(0, 0, SYN, 0),
+        b2a(0, 1, SYN | ACK, 0),
+        a2b(1, 1, ACK, 0),
+        a2b(1, 1, ACK | PSH, 100),
+    ]
+    .iter()
+    .map(|p| parse4(p))
+    .collect();
+    let mut v = Vec::new();
+    ct.ct
+        .track(ct.now, &pkts, &[true, true, false, false, false], &mut v);
+    assert_eq!(
+        v,
+        [
+            Verdict::New,
+            Verdict::Tracked { reply: false },
+            Verdict::Tracked { reply: true },
+            Verdict::Tracked { reply: false },
+            Verdict::Tracked { reply: false },
+        ]
+    );
+    assert_eq!(ct.ct.len(), 1);
+    assert_eq!(tcp_state(&ct), Some(TcpState::Established));
+}

@@ -109,7 +109,7 @@ pub struct Peer {
     pub maxwin: u32,
     /// Its window scale shift (0 unless both sides offered one).
     pub scale: u8,
-    /// [`pf`] flags.
+    /// Flags: window scale offered, FIN sent.
     pub flags: u8,
 }
 
