@@ -152,8 +152,11 @@ pub enum CtConfigError {
     /// A tick of 0 or of more than a second.
     #[error("tick {0:?} is out of range (1 ms to 1 s)")]
     Tick(Duration),
-    /// A timeout shorter than a tick, or of more than 30 days.
-    #[error("timeout `{name}` of {value:?} is out of range (one tick to 30 days)")]
+    /// A timeout shorter than a tick, of more than 30 days, or of 2^30
+    /// ticks or more.
+    #[error(
+        "timeout `{name}` of {value:?} is out of range (one tick to 30 days, under 2^30 ticks)"
+    )]
     Timeout {
         /// Which one.
         name: &'static str,
@@ -184,7 +187,10 @@ impl CtConfig {
             return Err(CtConfigError::Tick(self.tick));
         }
         for (name, value) in self.timeouts.all() {
-            if value < self.tick || value > Duration::from_secs(30 * 86_400) {
+            // Deadlines live on a 32-bit circle of ticks: half of it is
+            // the furthest a deadline may lie ahead.
+            let ticks = value.as_millis() / self.tick.as_millis().max(1);
+            if value < self.tick || value > Duration::from_secs(30 * 86_400) || ticks >= 1 << 30 {
                 return Err(CtConfigError::Timeout { name, value });
             }
         }
@@ -192,5 +198,42 @@ impl CtConfig {
             return Err(CtConfigError::Budget);
         }
         Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn refusals_name_what_is_wrong() {
+        assert_eq!(CtConfig::default().validate(), Ok(()));
+        let c = |f: fn(&mut CtConfig)| {
+            let mut c = CtConfig::default();
+            f(&mut c);
+            c.validate()
+        };
+        assert_eq!(c(|c| c.capacity = 0), Err(CtConfigError::Capacity(0)));
+        assert_eq!(c(|c| c.zones = 0), Err(CtConfigError::NoZones));
+        assert_eq!(
+            c(|c| c.zone_limits = vec![(1, 5)]),
+            Err(CtConfigError::Zone { zone: 1, zones: 1 })
+        );
+        assert!(matches!(
+            c(|c| c.timeouts.close = Duration::from_millis(10)),
+            Err(CtConfigError::Timeout { name: "close", .. })
+        ));
+        // 30 days at 1 ms ticks does not fit the tick circle.
+        assert!(matches!(
+            c(|c| {
+                c.tick = Duration::from_millis(1);
+                c.timeouts.established = Duration::from_secs(30 * 86_400);
+            }),
+            Err(CtConfigError::Timeout {
+                name: "established",
+                ..
+            })
+        ));
+        assert_eq!(c(|c| c.expire_budget = 0), Err(CtConfigError::Budget));
     }
 }
