@@ -7,7 +7,9 @@
 //! - [`ip`], [`ip4`], [`ip6`]: the routing path (input checks, lookup,
 //!   rewrite, local delivery, ICMP errors, ARP and ND), assembled per
 //!   worker by [`Router`];
-//! - [`host`]: the packets a router sends as a host (ICMP, ARP, ND).
+//! - [`host`]: the packets a router sends as a host (ICMP, ARP, ND);
+//! - [`acl`]: access lists; [`conntrack`]: connection tracking and the
+//!   stateful firewall.
 //!
 //! ```text
 //! <if>-input → ethernet-input → ipN-input → ipN-lookup → ipN-rewrite → <if>-output
@@ -22,6 +24,7 @@
 
 pub mod acl;
 pub mod addr;
+pub mod conntrack;
 pub mod ethernet;
 pub mod fib;
 pub mod host;
@@ -34,6 +37,7 @@ pub mod router;
 
 pub use acl::{Acl, Action, Rule, RuleError};
 pub use addr::IfAddrs;
+pub use conntrack::{ConnTrack, ConnTrackNode, CtConfig};
 pub use ethernet::EthernetInput;
 pub use fib::{Fib, FibConfig, Path, Prefix, Route};
 pub use router::Router;
@@ -61,6 +65,8 @@ pub const NODE_NAMES: &[&str] = &[
     l2::OUTPUT,
     l2::BVI_OUTPUT,
     l2::AGE,
+    conntrack::IP4_NAME,
+    conntrack::IP6_NAME,
 ];
 pub use l2::{
     BridgeDomain, BridgePort, L2Config, L2ConfigError, L2State, StaticMac, VlanRewrite, XConnect,
