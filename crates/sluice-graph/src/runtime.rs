@@ -56,7 +56,7 @@ pub fn rows(stats: &[&GraphStats]) -> Vec<RuntimeRow> {
             let row = by_name.entry(&n.name).or_insert_with(|| RuntimeRow {
                 name: n.name.clone(),
                 state: match n.kind {
-                    NodeKind::Input | NodeKind::Background => "polling",
+                    NodeKind::Input | NodeKind::Background | NodeKind::Relay => "polling",
                     NodeKind::Internal => "active",
                 },
                 calls: 0,
