@@ -82,6 +82,8 @@ pub enum Request {
         #[serde(default)]
         table: u32,
     },
+    /// The workers: core, queues and inputs of each.
+    ShowThreads,
 }
 
 /// A route as a request gives it: one path.
@@ -208,6 +210,26 @@ pub enum Reply {
     },
     /// A change was applied.
     Done,
+    /// `show threads`.
+    Threads {
+        /// The table.
+        text: String,
+        /// One row a worker.
+        rows: Vec<ThreadRow>,
+    },
+}
+
+/// One worker thread.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ThreadRow {
+    /// Worker number.
+    pub worker: usize,
+    /// Thread name.
+    pub name: String,
+    /// The core it is pinned to, if any.
+    pub core: Option<usize>,
+    /// What it receives from: interface queues, generator shares, handoff.
+    pub inputs: Vec<String>,
 }
 
 /// One interface.

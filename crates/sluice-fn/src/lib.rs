@@ -7,7 +7,9 @@
 //! - [`ip`], [`ip4`], [`ip6`]: the routing path (input checks, lookup,
 //!   rewrite, local delivery, ICMP errors, ARP and ND), assembled per
 //!   worker by [`Router`];
-//! - [`host`]: the packets a router sends as a host (ICMP, ARP, ND).
+//! - [`host`]: the packets a router sends as a host (ICMP, ARP, ND);
+//! - [`rss`], [`handoff`]: the flow hash, and handing each packet to the
+//!   worker that owns its flow.
 //!
 //! ```text
 //! <if>-input → ethernet-input → ipN-input → ipN-lookup → ipN-rewrite → <if>-output
@@ -23,6 +25,7 @@
 pub mod addr;
 pub mod ethernet;
 pub mod fib;
+pub mod handoff;
 pub mod host;
 pub mod ip;
 pub mod ip4;
@@ -30,6 +33,7 @@ pub mod ip6;
 pub mod l2;
 mod outputs;
 pub mod router;
+pub mod rss;
 
 pub use addr::IfAddrs;
 pub use ethernet::EthernetInput;
@@ -59,6 +63,8 @@ pub const NODE_NAMES: &[&str] = &[
     l2::OUTPUT,
     l2::BVI_OUTPUT,
     l2::AGE,
+    handoff::NAME,
+    handoff::INPUT,
 ];
 pub use l2::{
     BridgeDomain, BridgePort, L2Config, L2ConfigError, L2State, StaticMac, VlanRewrite, XConnect,

@@ -30,6 +30,7 @@ pub fn parse(words: &[String]) -> anyhow::Result<Request> {
             count: number(n, "count")?,
         },
         ["show", "buffers"] => Request::ShowBuffers,
+        ["show", "threads" | "thread"] => Request::ShowThreads,
         ["show", "ip" | "ip6", "fib"] => Request::ShowIpFib { table: 0 },
         ["show", "ip" | "ip6", "fib", "table", t] => Request::ShowIpFib {
             table: number(t, "table")?,
@@ -51,7 +52,7 @@ pub fn parse(words: &[String]) -> anyhow::Result<Request> {
         },
         _ => bail!(
             "unknown command `{}`: try show interface | show runtime | show errors | \
-             show ip fib [table N] | show graph | show buffers | show ip neighbors | show l2fib | show version | trace add NODE N | show trace | clear trace | clear runtime | clear interfaces | ip route add PREFIX [via ADDR] \
+             show ip fib [table N] | show graph | show buffers | show threads | show ip neighbors | show l2fib | show version | trace add NODE N | show trace | clear trace | clear runtime | clear interfaces | ip route add PREFIX [via ADDR] \
              [via-mac MAC] dev IF [table N] | ip route add PREFIX drop|prohibit|unreachable | \
              ip route del PREFIX [table N] | set interface state NAME up|down",
             w.join(" ")
@@ -192,7 +193,8 @@ fn show(response: &Response, json: bool) -> anyhow::Result<()> {
             | Reply::Graph { text }
             | Reply::Table { text }
             | Reply::Trace { text, .. }
-            | Reply::Buffers { text, .. } => print!("{text}"),
+            | Reply::Buffers { text, .. }
+            | Reply::Threads { text, .. } => print!("{text}"),
             Reply::Done => {}
         }
     }
