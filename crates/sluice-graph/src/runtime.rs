@@ -152,6 +152,17 @@ pub fn show_runtime(stats: &[&GraphStats], seconds: f64, cores: &[Option<usize>]
     }
     if stats.len() > 1 {
         let _ = writeln!(out, "Total ({} workers)", stats.len());
+        let _ = writeln!(
+            out,
+            "  vector rates in {:.4e}, drop {:.4e}; per worker in: {}",
+            packets_in(stats) as f64 / secs,
+            packets_dropped(stats) as f64 / secs,
+            stats
+                .iter()
+                .map(|g| format!("{:.4e}", packets_in(&[*g]) as f64 / secs))
+                .collect::<Vec<_>>()
+                .join(", ")
+        );
         table(&mut out, &rows(stats));
     }
     out
