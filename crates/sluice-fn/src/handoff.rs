@@ -146,11 +146,22 @@ impl Handoff {
                 start: 0,
                 done: self.done.clone(),
                 said_done: false,
+                uniform: uniform(&self.next_of),
                 next_of: self.next_of.clone(),
                 frame: Frame::new(),
             }),
         ]
     }
+}
+
+/// The next node of every interface, when they all have the same.
+#[inline]
+fn uniform(table: &[u8]) -> Option<usize> {
+    let first = table.first().copied().unwrap_or(TO_L3);
+    table
+        .iter()
+        .all(|&n| n == first)
+        .then_some(usize::from(first))
 }
 
 #[inline(always)]
@@ -224,6 +235,8 @@ struct HandoffInput {
     start: usize,
     done: Arc<[AtomicBool]>,
     said_done: bool,
+    /// The next node of every interface, when they all lead to one.
+    uniform: Option<usize>,
     next_of: Arc<[u8]>,
     frame: Frame,
 }
@@ -256,8 +269,20 @@ impl Node for HandoffInput {
         if k > 0 {
             self.start = (self.start + 1) % k;
         }
-        for pkt in self.frame.drain(..) {
-            out.send(next_of(&self.next_of, &pkt), pkt);
+        // These packets were last written on another core: ask for their
+        // lines now, a whole vector ahead of the nodes that read them.
+        for pkt in self.frame.iter() {
+            pkt.prefetch();
+        }
+        match self.uniform {
+            // Every interface leads to one node: pass the vector whole,
+            // without touching a packet.
+            Some(next) => out.send_all(next, &mut self.frame),
+            None => {
+                for pkt in self.frame.drain(..) {
+                    out.send(next_of(&self.next_of, &pkt), pkt);
+                }
+            }
         }
         if n > 0 {
             InputState::Busy(n)
