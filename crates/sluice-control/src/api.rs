@@ -128,6 +128,8 @@ pub enum Request {
         #[serde(default)]
         name: Option<String>,
     },
+    /// The workers: core, queues and inputs of each.
+    ShowThreads,
 }
 
 /// A route as a request gives it: one path.
@@ -275,6 +277,13 @@ pub enum Reply {
         /// One row a bridge domain.
         rows: Vec<BridgeRow>,
     },
+    /// `show threads`.
+    Threads {
+        /// The table.
+        text: String,
+        /// One row a worker.
+        rows: Vec<ThreadRow>,
+    },
 }
 
 /// One step of a plan.
@@ -303,6 +312,19 @@ pub struct BridgeRow {
     pub learn: bool,
     /// Whether it floods unknown unicast.
     pub flood: bool,
+}
+
+/// One worker thread.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ThreadRow {
+    /// Worker number.
+    pub worker: usize,
+    /// Thread name.
+    pub name: String,
+    /// The core it is pinned to, if any.
+    pub core: Option<usize>,
+    /// What it receives from: interface queues, generator shares, handoff.
+    pub inputs: Vec<String>,
 }
 
 /// One interface.

@@ -28,6 +28,9 @@ use crate::running::Running;
 use crate::server::{ControlServer, ControlState};
 use crate::show;
 
+/// The node that brings handed-off packets in (its vectors count them).
+pub use sluice_fn::handoff::INPUT as HANDOFF_INPUT;
+
 /// Errors building or running the data plane.
 #[derive(Debug, thiserror::Error)]
 pub enum DataplaneError {
@@ -338,6 +341,48 @@ fn share<T>(items: &mut [Option<T>], w: usize, workers: usize) -> Vec<T> {
         .collect()
 }
 
+/// Per worker, what it receives from, in words: each interface's queues
+/// (as [`share`] deals them) or share of a generator, and the handoff.
+fn thread_inputs(config: &Config) -> Vec<Vec<String>> {
+    let n = config.workers;
+    (0..n)
+        .map(|w| {
+            let mut v = Vec::new();
+            for i in &config.interfaces {
+                let queues = match &i.driver {
+                    Driver::Memif(m) => Some(m.queues as usize),
+                    Driver::AfXdp(k) | Driver::AfPacket(k) => Some(k.queues as usize),
+                    Driver::Tap(_) => Some(1),
+                    _ => None,
+                };
+                match (&i.driver, queues) {
+                    (_, Some(q)) => {
+                        let mine: Vec<String> = (0..q)
+                            .filter(|q| q % n == w)
+                            .map(|q| q.to_string())
+                            .collect();
+                        if !mine.is_empty() {
+                            v.push(format!("{} queue {}", i.name, mine.join(",")));
+                        }
+                    }
+                    (Driver::Pg, _) => v.push(format!("{} (1/{n} of each stream)", i.name)),
+                    (Driver::PcapIn { .. }, _) if w == 0 => v.push(format!("{} (replay)", i.name)),
+                    _ => {}
+                }
+            }
+            if config.handoff.is_some() && n > 1 {
+                v.push(format!(
+                    "{} (from the {} other worker{})",
+                    sluice_fn::handoff::INPUT,
+                    n - 1,
+                    if n > 2 { "s" } else { "" }
+                ));
+            }
+            v
+        })
+        .collect()
+}
+
 /// A built data plane, ready to run.
 pub struct Dataplane {
     pool: Pool,
@@ -350,6 +395,8 @@ pub struct Dataplane {
     graphs: Vec<Graph>,
     cores: Vec<usize>,
     running: Arc<Running>,
+    /// Per worker: what it receives from (`show threads`).
+    threads: Vec<Vec<String>>,
 }
 
 /// What a run did.
@@ -460,6 +507,21 @@ impl Dataplane {
             });
         }
 
+        // Handoff: the interfaces' inputs lead to `handoff`, which passes
+        // each packet on to what the interface leads to, on the worker
+        // that owns its flow.
+        let mut handoff = config.handoff.map(|h| {
+            let l2: Vec<bool> = (0..config.interfaces.len())
+                .map(|k| config.is_l2(k))
+                .collect();
+            let h = sluice_fn::handoff::HandoffConfig {
+                workers: config.workers,
+                ..h
+            };
+            sluice_fn::handoff::Handoff::new(h, &l2)
+        });
+        let threads = thread_inputs(config);
+
         let mut graphs = Vec::new();
         for w in 0..config.workers {
             let counters = if_stats.worker(w);
@@ -467,7 +529,9 @@ impl Dataplane {
             for (k, i) in config.interfaces.iter().enumerate() {
                 let idx = k as u32;
                 let st = links[k].clone().unwrap_or_default();
-                let next = if config.is_l2(k) {
+                let next = if handoff.is_some() {
+                    sluice_fn::handoff::NAME
+                } else if config.is_l2(k) {
                     sluice_fn::l2::INPUT
                 } else {
                     sluice_fn::ethernet::NAME
@@ -562,6 +626,11 @@ impl Dataplane {
             for node in router.nodes().into_iter().chain(sluice_fn::l2::nodes(&l2)) {
                 b.add(node)?;
             }
+            if let Some(h) = handoff.as_mut() {
+                for node in h.nodes(w) {
+                    b.add(node)?;
+                }
+            }
             graphs.push(b.build(w, pool.cache(batch))?);
         }
         Ok(Dataplane {
@@ -575,6 +644,7 @@ impl Dataplane {
             graphs,
             cores: config.cores.clone(),
             running,
+            threads,
         })
     }
 
@@ -586,6 +656,11 @@ impl Dataplane {
     /// The routing tables, to change while the workers forward.
     pub fn fib(&self) -> Arc<Fib> {
         self.fib.clone()
+    }
+
+    /// Every worker's interface counters, readable while it runs.
+    pub fn if_stats(&self) -> IfStats {
+        self.if_stats.clone()
     }
 
     /// The buffer pool (to report its backing).
@@ -623,6 +698,7 @@ impl Dataplane {
             graphs,
             cores,
             running,
+            threads,
         } = self;
         let started = Instant::now();
         let workers = Workers::spawn(graphs, &cores, stop.clone())?;
@@ -638,6 +714,7 @@ impl Dataplane {
             baselines: Default::default(),
             l2,
             running,
+            threads,
         });
         let server =
             control.map(|(listener, path)| ControlServer::start(listener, path, state.clone()));

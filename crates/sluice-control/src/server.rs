@@ -94,6 +94,8 @@ pub struct ControlState {
     pub l2: Arc<sluice_fn::L2State>,
     /// The running configuration: every change goes through it.
     pub running: Arc<crate::running::Running>,
+    /// Per worker: the queues and inputs it receives from.
+    pub threads: Vec<Vec<String>>,
 }
 
 /// The control thread; stopped and its socket removed on drop.
@@ -331,6 +333,7 @@ pub fn handle(state: &ControlState, request: &Request) -> Response {
         Request::ShowGraph => Response::ok(Reply::Graph {
             text: runtime::show_graph(&refs, since.elapsed().as_secs_f64()),
         }),
+        Request::ShowThreads => Response::ok(crate::show::threads(&state.cores, &state.threads)),
         Request::ShowBuffers => {
             let (capacity, free) = (state.pool.capacity(), state.pool.free_count());
             Response::ok(Reply::Buffers {

@@ -115,3 +115,30 @@ pub fn bridge_domains(
     }
     (out, rows)
 }
+
+/// `show threads`: per worker, its thread, core and inputs.
+pub fn threads(cores: &[Option<usize>], inputs: &[Vec<String>]) -> crate::api::Reply {
+    let rows: Vec<crate::api::ThreadRow> = inputs
+        .iter()
+        .enumerate()
+        .map(|(w, i)| crate::api::ThreadRow {
+            worker: w,
+            name: format!("sluice_wk_{w}"),
+            core: cores.get(w).copied().flatten(),
+            inputs: i.clone(),
+        })
+        .collect();
+    let mut text = format!("{:<4}{:<14}{:<10}Inputs\n", "ID", "Name", "Core");
+    for r in &rows {
+        let core = r.core.map_or("unpinned".to_string(), |c| c.to_string());
+        let _ = writeln!(
+            text,
+            "{:<4}{:<14}{:<10}{}",
+            r.worker,
+            r.name,
+            core,
+            r.inputs.join("; ")
+        );
+    }
+    crate::api::Reply::Threads { text, rows }
+}

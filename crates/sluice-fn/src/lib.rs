@@ -10,6 +10,8 @@
 //! - [`host`]: the packets a router sends as a host (ICMP, ARP, ND);
 //! - [`acl`]: access lists; [`conntrack`]: connection tracking and the
 //!   stateful firewall.
+//! - [`rss`], [`handoff`]: the flow hash, and handing each packet to the
+//!   worker that owns its flow.
 //!
 //! ```text
 //! <if>-input → ethernet-input → ipN-input → ipN-lookup → ipN-rewrite → <if>-output
@@ -27,6 +29,7 @@ pub mod addr;
 pub mod conntrack;
 pub mod ethernet;
 pub mod fib;
+pub mod handoff;
 pub mod host;
 pub mod ip;
 pub mod ip4;
@@ -34,6 +37,7 @@ pub mod ip6;
 pub mod l2;
 mod outputs;
 pub mod router;
+pub mod rss;
 
 pub use acl::{Acl, Action, Rule, RuleError};
 pub use addr::IfAddrs;
@@ -67,6 +71,8 @@ pub const NODE_NAMES: &[&str] = &[
     l2::AGE,
     conntrack::IP4_NAME,
     conntrack::IP6_NAME,
+    handoff::NAME,
+    handoff::INPUT,
 ];
 pub use l2::{
     BridgeDomain, BridgePort, L2Config, L2ConfigError, L2State, StaticMac, VlanRewrite, XConnect,

@@ -169,16 +169,27 @@ impl GraphBuilder {
         };
         let n = self.nodes.len();
         let inputs: Vec<usize> = (0..n)
-            .filter(|&i| matches!(self.nodes[i].0.kind, NodeKind::Input | NodeKind::Background))
+            .filter(|&i| {
+                matches!(
+                    self.nodes[i].0.kind,
+                    NodeKind::Input | NodeKind::Background | NodeKind::Relay
+                )
+            })
             .collect();
         let input_background = inputs
             .iter()
             .map(|&i| self.nodes[i].0.kind == NodeKind::Background)
             .collect();
+        let input_own = inputs
+            .iter()
+            .map(|&i| self.nodes[i].0.kind == NodeKind::Input)
+            .collect();
         Ok(Graph {
             worker,
             input_done: vec![false; inputs.len()],
             input_background,
+            input_own,
+            inputs_done: false,
             background_at: 0,
             background_every: (crate::clock::hz() * BACKGROUND_EVERY.as_secs_f64()) as u64,
             inputs,
@@ -224,6 +235,10 @@ pub struct Graph {
     input_done: Vec<bool>,
     /// Per input: a timer-driven node, which needs no readiness to sleep on.
     input_background: Vec<bool>,
+    /// Per input: one of the worker's own (not a relay, not background).
+    input_own: Vec<bool>,
+    /// Whether every own input was done before this turn began.
+    inputs_done: bool,
     /// Cycle count of the last poll of the background inputs, and the
     /// cycles between two.
     background_at: u64,
@@ -264,6 +279,13 @@ impl Graph {
         if background_turn {
             self.background_at = now;
         }
+        // The previous turn ran every node dry, so once the own inputs
+        // are done nothing they brought is still on its way.
+        self.inputs_done = self
+            .input_done
+            .iter()
+            .zip(&self.input_own)
+            .all(|(&done, &own)| done || !own);
         for k in 0..self.inputs.len() {
             if self.input_done[k] || (self.input_background[k] && !background_turn) {
                 continue;
@@ -380,6 +402,7 @@ impl Graph {
             worker: self.worker,
             buffers: &mut self.buffers,
             now,
+            inputs_done: self.inputs_done,
         };
         let mut next = Next {
             targets: &self.targets[i],
@@ -434,6 +457,7 @@ impl Graph {
                 worker: self.worker,
                 buffers: &mut self.buffers,
                 now,
+                inputs_done: true,
             };
             node.stop(&mut cx);
         }

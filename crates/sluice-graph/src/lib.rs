@@ -23,6 +23,7 @@ mod graph;
 pub mod iface;
 mod next;
 mod node;
+pub mod ring;
 pub mod runtime;
 pub mod trace;
 mod wait;

@@ -12,6 +12,11 @@ pub enum NodeKind {
     /// An internal node that is also polled for its timers (retries,
     /// aging): packets it sends from `poll` are not counted as received.
     Background,
+    /// Polled every loop like an input, but brings packets that another
+    /// worker already received (handoff): they are not counted as
+    /// received again, and the worker's own traffic is over once every
+    /// *other* input is done ([`Cx::inputs_done`]).
+    Relay,
 }
 
 /// How bad a counted drop is, for `show errors`.
@@ -136,6 +141,11 @@ pub struct Cx<'a> {
     pub buffers: &'a mut BufCache,
     /// Cycle counter at the start of this dispatch loop.
     pub now: u64,
+    /// Whether every input of this worker other than relays and
+    /// background nodes has finished for good, and everything it brought
+    /// has been through the graph (so nothing more will be handed off
+    /// from here).
+    pub inputs_done: bool,
 }
 
 /// A packet-processing node.

@@ -56,7 +56,7 @@ pub fn rows(stats: &[&GraphStats]) -> Vec<RuntimeRow> {
             let row = by_name.entry(&n.name).or_insert_with(|| RuntimeRow {
                 name: n.name.clone(),
                 state: match n.kind {
-                    NodeKind::Input | NodeKind::Background => "polling",
+                    NodeKind::Input | NodeKind::Background | NodeKind::Relay => "polling",
                     NodeKind::Internal => "active",
                 },
                 calls: 0,
@@ -152,6 +152,17 @@ pub fn show_runtime(stats: &[&GraphStats], seconds: f64, cores: &[Option<usize>]
     }
     if stats.len() > 1 {
         let _ = writeln!(out, "Total ({} workers)", stats.len());
+        let _ = writeln!(
+            out,
+            "  vector rates in {:.4e}, drop {:.4e}; per worker in: {}",
+            packets_in(stats) as f64 / secs,
+            packets_dropped(stats) as f64 / secs,
+            stats
+                .iter()
+                .map(|g| format!("{:.4e}", packets_in(&[*g]) as f64 / secs))
+                .collect::<Vec<_>>()
+                .join(", ")
+        );
         table(&mut out, &rows(stats));
     }
     out

@@ -234,7 +234,17 @@ fn workers_run_their_own_graphs() {
     assert_eq!(workers.join(), 0);
     let refs: Vec<_> = stats.iter().map(|s| &**s).collect();
     assert_eq!(runtime::packets_in(&refs), 20_000);
-    assert!(runtime::show_runtime(&refs, 1.0, &[Some(0), Some(1)]).contains("Total (2 workers)"));
+    let text = runtime::show_runtime(&refs, 1.0, &[Some(0), Some(1)]);
+    assert!(text.contains("Total (2 workers)"), "{text}");
+    // The total's rate, then each worker's share of it.
+    let per: Vec<u64> = refs.iter().map(|g| runtime::packets_in(&[*g])).collect();
+    let line = format!(
+        "vector rates in 2.0000e4, drop {:.4e}; per worker in: {:.4e}, {:.4e}",
+        runtime::packets_dropped(&refs) as f64,
+        per[0] as f64,
+        per[1] as f64
+    );
+    assert!(text.contains(&line), "{text}");
     assert_eq!(p.free_count(), 4096);
 }
 

@@ -57,6 +57,42 @@ flows = 10_000
 "#,
     },
     Scenario {
+        name: "ip4-route-handoff",
+        what: "ip4-route with handoff: each packet hashed (Toeplitz, 5-tuple) and processed by the worker owning its flow",
+        config: r#"
+[workers]
+handoff = true
+[[interface]]
+name = "pg0"
+driver = "pg"
+[[interface]]
+name = "sink0"
+driver = "sink"
+[[interface]]
+name = "sink1"
+driver = "sink"
+[[route]]
+prefix = "10.1.0.0/16"
+interface = "sink0"
+via-mac = "02:00:00:00:01:01"
+[[route]]
+prefix = "10.2.0.0/16"
+interface = "sink1"
+via-mac = "02:00:00:00:02:01"
+[[stream]]
+name = "imix"
+interface = "pg0"
+count = {COUNT}
+size = "imix"
+src-ip = "10.0.0.0/16"
+dst-ip = "10.1.0.0-10.2.255.255"
+protocol = "udp"
+src-port = "1024-65535"
+dst-port = "1-1024"
+flows = 10_000
+"#,
+    },
+    Scenario {
         name: "ip4-route-64b",
         what: "IPv4 forwarding as ip4-route, 64-byte frames",
         config: r#"
@@ -150,13 +186,20 @@ flows = 1000
 pub struct Figures {
     scenario: String,
     what: String,
+    /// Worker threads it ran on.
+    workers: usize,
     packets: u64,
     runs: usize,
     mpps_median: f64,
     mpps_min: f64,
     mpps_max: f64,
+    /// Mpps(N) / (N x Mpps(1)), medians of runs interleaved with the
+    /// one-worker runs; 1 for one worker.
+    scaling: f64,
     cycles_per_packet_median: f64,
     vectors_per_call: f64,
+    /// Packets that crossed to another worker, over packets in.
+    handed_off: f64,
     /// Node name → cycles per packet (median over runs).
     nodes: std::collections::BTreeMap<String, f64>,
     /// Peers doing the same work in the same run (none yet for these).
@@ -197,75 +240,135 @@ fn cpu_model() -> String {
         .unwrap_or_else(|| "unknown".into())
 }
 
-/// Runs one scenario `runs` times with `count` generated packets.
-fn run_scenario(s: &Scenario, count: u64, runs: usize) -> anyhow::Result<Figures> {
-    let src = s
-        .config
-        .replace("{COUNT}", &count.to_string())
-        .replace("{HALF}", &(count / 2).to_string());
-    let cfg = Config::parse(&src).with_context(|| format!("scenario {}", s.name))?;
-    let mut mpps = Vec::new();
-    let mut per_node: std::collections::BTreeMap<String, Vec<f64>> = Default::default();
-    let mut totals = Vec::new();
-    let mut vpc = Vec::new();
-    let mut huge = false;
-    let mut packets = 0;
-    for _ in 0..runs {
-        let dp = Dataplane::build(&cfg)?;
-        huge = dp.pool().backing().huge_pages;
+/// What the runs of one scenario on one worker count gathered.
+#[derive(Default)]
+struct Samples {
+    mpps: Vec<f64>,
+    per_node: std::collections::BTreeMap<String, Vec<f64>>,
+    totals: Vec<f64>,
+    vpc: Vec<f64>,
+    handed_off: Vec<f64>,
+    huge: bool,
+    packets: u64,
+}
+
+impl Samples {
+    /// One run of `cfg`.
+    fn run(&mut self, name: &str, cfg: &Config) -> anyhow::Result<()> {
+        let dp = Dataplane::build(cfg)?;
+        self.huge = dp.pool().backing().huge_pages;
         let report = dp.run(Arc::new(AtomicBool::new(false)), None)?;
         let (total, free) = report.buffers;
         if total != free || report.panics > 0 {
-            bail!("scenario {}: buffers leaked or a worker panicked", s.name);
+            bail!("scenario {name}: buffers leaked or a worker panicked");
         }
-        packets = report.packets_in;
-        mpps.push(report.mpps());
+        self.packets = report.packets_in;
+        self.mpps.push(report.mpps());
         let n = report.packets_in.max(1) as f64;
         let mut sum = 0.0;
         for r in &report.rows {
             if r.vectors == 0 {
                 continue;
             }
-            let cpp = r.clocks_total as f64 / n;
-            sum += cpp;
-            per_node.entry(r.name.clone()).or_default().push(r.clocks());
+            sum += r.clocks_total as f64 / n;
+            self.per_node
+                .entry(r.name.clone())
+                .or_default()
+                .push(r.clocks());
         }
-        totals.push(sum);
+        self.totals.push(sum);
         if let Some(input) = report.rows.iter().find(|r| r.name == "pg0-input") {
-            vpc.push(input.vectors as f64 / input.calls.max(1) as f64);
+            self.vpc
+                .push(input.vectors as f64 / input.calls.max(1) as f64);
+        }
+        let relayed = report
+            .rows
+            .iter()
+            .find(|r| r.name == sluice_control::dataplane::HANDOFF_INPUT)
+            .map_or(0, |r| r.vectors);
+        self.handed_off.push(relayed as f64 / n);
+        Ok(())
+    }
+
+    fn figures(mut self, s: &Scenario, cfg: &Config, runs: usize, one: f64) -> Figures {
+        let (lo, hi) = (
+            self.mpps.iter().copied().fold(f64::INFINITY, f64::min),
+            self.mpps.iter().copied().fold(0.0, f64::max),
+        );
+        let mpps = median(&mut self.mpps);
+        Figures {
+            scenario: s.name.to_string(),
+            what: s.what.to_string(),
+            workers: cfg.workers,
+            packets: self.packets,
+            runs,
+            mpps_median: mpps,
+            mpps_min: lo,
+            mpps_max: hi,
+            scaling: if cfg.workers == 1 {
+                1.0
+            } else {
+                mpps / (cfg.workers as f64 * one.max(1e-9))
+            },
+            cycles_per_packet_median: median(&mut self.totals),
+            vectors_per_call: median(&mut self.vpc),
+            handed_off: median(&mut self.handed_off),
+            nodes: self
+                .per_node
+                .into_iter()
+                .map(|(k, mut v)| (k, median(&mut v)))
+                .collect(),
+            peers: Vec::new(),
+            cpu: cpu_model(),
+            tsc_ghz: sluice_graph::clock::hz() / 1e9,
+            huge_pages: self.huge,
+            vector_size: cfg.burst,
         }
     }
-    let (lo, hi) = (
-        mpps.iter().copied().fold(f64::INFINITY, f64::min),
-        mpps.iter().copied().fold(0.0, f64::max),
-    );
-    Ok(Figures {
-        scenario: s.name.to_string(),
-        what: s.what.to_string(),
-        packets,
-        runs,
-        mpps_median: median(&mut mpps),
-        mpps_min: lo,
-        mpps_max: hi,
-        cycles_per_packet_median: median(&mut totals),
-        vectors_per_call: median(&mut vpc),
-        nodes: per_node
-            .into_iter()
-            .map(|(k, mut v)| (k, median(&mut v)))
-            .collect(),
-        peers: Vec::new(),
-        cpu: cpu_model(),
-        tsc_ghz: sluice_graph::clock::hz() / 1e9,
-        huge_pages: huge,
-        vector_size: cfg.burst,
-    })
+}
+
+/// Runs one scenario `runs` times on each worker count from 1 to
+/// `workers` (runs interleaved, so that a busy moment of the machine
+/// falls on every count alike), with `count` generated packets per worker.
+fn run_scenario(
+    s: &Scenario,
+    count: u64,
+    runs: usize,
+    workers: usize,
+) -> anyhow::Result<Vec<Figures>> {
+    let configs: Vec<Config> = (1..=workers)
+        .map(|k| {
+            let total = count * k as u64;
+            let src = s
+                .config
+                .replace("{COUNT}", &total.to_string())
+                .replace("{HALF}", &(total / 2).to_string());
+            let mut cfg = Config::parse(&src).with_context(|| format!("scenario {}", s.name))?;
+            cfg.workers = k;
+            Ok(cfg)
+        })
+        .collect::<anyhow::Result<_>>()?;
+    let mut samples: Vec<Samples> = configs.iter().map(|_| Samples::default()).collect();
+    for _ in 0..runs {
+        for (cfg, smp) in configs.iter().zip(&mut samples) {
+            smp.run(s.name, cfg)?;
+        }
+    }
+    let one = median(&mut samples[0].mpps.clone());
+    Ok(samples
+        .into_iter()
+        .zip(&configs)
+        .map(|(smp, cfg)| smp.figures(s, cfg, runs, one))
+        .collect())
 }
 
 /// Scenarios more than `SLOWER` slower than the baseline are flagged.
 const SLOWER: f64 = 0.10;
 
 /// Reads a baseline: `--json` output of an earlier run (one object a line).
-fn baseline(path: &std::path::Path) -> anyhow::Result<std::collections::HashMap<String, f64>> {
+fn baseline(
+    path: &std::path::Path,
+) -> anyhow::Result<std::collections::HashMap<(String, usize), f64>> {
     let text = std::fs::read_to_string(path)
         .with_context(|| format!("cannot read baseline {}", path.display()))?;
     let mut out = std::collections::HashMap::new();
@@ -283,7 +386,8 @@ fn baseline(path: &std::path::Path) -> anyhow::Result<std::collections::HashMap<
                 i + 1
             );
         };
-        out.insert(name.to_string(), mpps);
+        let workers = v["workers"].as_u64().unwrap_or(1) as usize;
+        out.insert((name.to_string(), workers), mpps);
     }
     Ok(out)
 }
@@ -296,6 +400,7 @@ pub fn run(
     quick: bool,
     json: bool,
     compare: Option<&std::path::Path>,
+    workers: usize,
 ) -> anyhow::Result<bool> {
     let base = compare.map(baseline).transpose()?;
     let mut regressions = Vec::new();
@@ -321,48 +426,81 @@ pub fn run(
     if !(1..=100).contains(&runs) {
         bail!("--runs {runs}: give 1 to 100");
     }
+    if !(1..=256).contains(&workers) {
+        bail!("--workers {workers}: give 1 to 256");
+    }
     let count = if quick { 200_000 } else { 10_000_000 };
     for s in chosen {
-        let f = run_scenario(s, count, runs)?;
-        if let Some(b) = base.as_ref().and_then(|b| b.get(s.name))
-            && f.mpps_median < b * (1.0 - SLOWER)
-        {
-            regressions.push(format!(
-                "{}: {:.2} Mpps, {:.0} % below the baseline's {:.2}",
-                s.name,
-                f.mpps_median,
-                (1.0 - f.mpps_median / b) * 100.0,
-                b
-            ));
-        }
-        if json {
-            println!("{}", serde_json::to_string(&f)?);
-        } else {
-            println!(
-                "{:<16} {:>7.2} Mpps (min {:.2}, max {:.2}, {} runs of {} packets), {:.1} cycles/packet, {:.1} packets/vector",
-                f.scenario,
-                f.mpps_median,
-                f.mpps_min,
-                f.mpps_max,
-                f.runs,
-                f.packets,
-                f.cycles_per_packet_median,
-                f.vectors_per_call
-            );
-            for (node, c) in &f.nodes {
-                println!("    {node:<24} {c:>7.1} cycles/packet");
+        for f in run_scenario(s, count, runs, workers)? {
+            if let Some(b) = base
+                .as_ref()
+                .and_then(|b| b.get(&(s.name.to_string(), f.workers)))
+                && f.mpps_median < b * (1.0 - SLOWER)
+            {
+                regressions.push(format!(
+                    "{} on {} worker(s): {:.2} Mpps, {:.0} % below the baseline's {:.2}",
+                    s.name,
+                    f.workers,
+                    f.mpps_median,
+                    (1.0 - f.mpps_median / b) * 100.0,
+                    b
+                ));
+            }
+            if json {
+                println!("{}", serde_json::to_string(&f)?);
+            } else {
+                print(&f);
             }
         }
     }
     if !json {
         println!(
-            "{}, TSC {:.2} GHz; one worker; medians over the runs",
+            "{}, TSC {:.2} GHz; {}; medians over the runs",
             cpu_model(),
-            sluice_graph::clock::hz() / 1e9
+            sluice_graph::clock::hz() / 1e9,
+            if workers == 1 {
+                "one worker".to_string()
+            } else {
+                format!("1 to {workers} workers, runs interleaved, {count} packets a worker")
+            },
         );
     }
     for r in &regressions {
         eprintln!("sluice bench: slower: {r}");
     }
     Ok(regressions.is_empty())
+}
+
+/// One scenario's figures as a person reads them.
+fn print(f: &Figures) {
+    let scaling = if f.workers > 1 {
+        format!(
+            ", {} workers: {:.2}x one worker, scaling {:.3}",
+            f.workers,
+            f.scaling * f.workers as f64,
+            f.scaling
+        )
+    } else {
+        String::new()
+    };
+    println!(
+        "{:<18} {:>7.2} Mpps (min {:.2}, max {:.2}, {} runs of {} packets), {:.1} cycles/packet, {:.1} packets/vector{scaling}",
+        f.scenario,
+        f.mpps_median,
+        f.mpps_min,
+        f.mpps_max,
+        f.runs,
+        f.packets,
+        f.cycles_per_packet_median,
+        f.vectors_per_call
+    );
+    if f.handed_off > 0.0 {
+        println!(
+            "    {:.1} % of packets handed off to another worker",
+            f.handed_off * 100.0
+        );
+    }
+    for (node, c) in &f.nodes {
+        println!("    {node:<24} {c:>7.1} cycles/packet");
+    }
 }

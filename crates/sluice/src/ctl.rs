@@ -73,6 +73,7 @@ pub fn parse(words: &[String]) -> anyhow::Result<Request> {
             count: number(n, "count")?,
         },
         ["show", "buffers"] => Request::ShowBuffers,
+        ["show", "threads" | "thread"] => Request::ShowThreads,
         ["show", "ip" | "ip6", "fib"] => Request::ShowIpFib { table: 0 },
         ["show", "ip" | "ip6", "fib", "table", t] => Request::ShowIpFib {
             table: number(t, "table")?,
@@ -94,7 +95,7 @@ pub fn parse(words: &[String]) -> anyhow::Result<Request> {
         },
         _ => bail!(
             "unknown command `{}`: try show interface | show runtime | show errors | \
-             show ip fib [table N] | show graph | show buffers | show ip neighbors | show l2fib | \
+             show ip fib [table N] | show graph | show buffers | show ip neighbors | show l2fib | show threads | \
              show bridge-domain | show running-config | show version | trace add NODE N | show trace | \
              clear trace | clear runtime | clear interfaces | ip route add PREFIX [via ADDR] \
              [via-mac MAC] dev IF [table N] | ip route add PREFIX drop|prohibit|unreachable | \
@@ -248,7 +249,8 @@ fn show(response: &Response, json: bool) -> anyhow::Result<()> {
             | Reply::Buffers { text, .. }
             | Reply::RunningConfig { text }
             | Reply::Plan { text, .. }
-            | Reply::BridgeDomains { text, .. } => print!("{text}"),
+            | Reply::BridgeDomains { text, .. }
+            | Reply::Threads { text, .. } => print!("{text}"),
             Reply::Done => {}
         }
     }

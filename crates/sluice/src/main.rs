@@ -75,6 +75,10 @@ enum Command {
         /// earlier `--json` output.
         #[arg(long)]
         compare: Option<PathBuf>,
+        /// Run every scenario on 1, 2, ... up to this many workers and
+        /// print the scaling: Mpps(N) / (N x Mpps(1)).
+        #[arg(long, default_value_t = 1)]
+        workers: usize,
     },
     /// Check what this host offers the forwarder (and a configuration's
     /// interfaces and cores), one actionable line a finding.
@@ -137,7 +141,8 @@ fn real_main() -> anyhow::Result<ExitCode> {
             quick,
             json,
             compare,
-        } => bench::run(&names, runs, quick, json, compare.as_deref()).map(|ok| {
+            workers,
+        } => bench::run(&names, runs, quick, json, compare.as_deref(), workers).map(|ok| {
             if ok {
                 ExitCode::SUCCESS
             } else {

@@ -19,10 +19,18 @@ fn every_scenario_runs_and_reports_in_json() {
         .lines()
         .map(|l| serde_json::from_str(l).unwrap())
         .collect();
-    assert_eq!(lines.len(), 4, "{out}");
+    let list = Command::new(env!("CARGO_BIN_EXE_sluice"))
+        .args(["bench", "list"])
+        .output()
+        .unwrap();
+    let scenarios = String::from_utf8_lossy(&list.stdout).lines().count();
+    assert!(scenarios >= 5, "bench list: {scenarios} scenarios");
+    assert_eq!(lines.len(), scenarios, "{out}");
     for v in &lines {
         for key in [
             "scenario",
+            "workers",
+            "scaling",
             "packets",
             "runs",
             "mpps_median",
@@ -84,4 +92,49 @@ fn a_scenario_slower_than_its_baseline_is_flagged() {
     std::fs::write(&slow, "garbage\n").unwrap();
     assert_eq!(run(&slow).status.code(), Some(2));
     let _ = std::fs::remove_dir_all(&dir);
+}
+
+/// `--workers 2`: the scenario on 1 and on 2 workers, each line saying
+/// which; with handoff, about half the packets cross.
+#[test]
+fn workers_option_runs_every_count_up_to_n() {
+    let o = Command::new(env!("CARGO_BIN_EXE_sluice"))
+        .args([
+            "bench",
+            "ip4-route-handoff",
+            "--quick",
+            "--runs",
+            "1",
+            "--json",
+            "--workers",
+            "2",
+        ])
+        .output()
+        .unwrap();
+    let out = String::from_utf8_lossy(&o.stdout);
+    assert!(
+        o.status.success(),
+        "{out}{}",
+        String::from_utf8_lossy(&o.stderr)
+    );
+    let lines: Vec<serde_json::Value> = out
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect();
+    let workers: Vec<u64> = lines
+        .iter()
+        .map(|v| v["workers"].as_u64().unwrap())
+        .collect();
+    assert_eq!(workers, vec![1, 2], "{out}");
+    assert_eq!(lines[0]["scaling"].as_f64(), Some(1.0));
+    assert_eq!(
+        lines[0]["handed_off"].as_f64(),
+        Some(0.0),
+        "one worker hands off nothing"
+    );
+    // Twice the packets on two workers, and some of them crossed (ring
+    // drops on a busy machine may take some of the other half).
+    assert!(lines[1]["packets"].as_u64() == Some(400_000), "{out}");
+    assert!(lines[1]["handed_off"].as_f64().unwrap() > 0.05, "{out}");
+    assert!(lines[1]["nodes"].get("handoff-input").is_some(), "{out}");
 }

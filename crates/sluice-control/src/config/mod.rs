@@ -57,6 +57,9 @@ pub struct Config {
     pub cores: Vec<usize>,
     /// Packets per input burst (the vector size an input node makes).
     pub burst: usize,
+    /// Hand every received packet to the worker owning its flow
+    /// (`[workers] handoff = true`); `workers` is filled in when built.
+    pub handoff: Option<sluice_fn::handoff::HandoffConfig>,
     /// Interfaces in index order.
     pub interfaces: Vec<Interface>,
     /// Generator streams with the index of their interface.
@@ -235,6 +238,10 @@ struct RawWorkers {
     count: Option<Spanned<i64>>,
     cores: Option<Spanned<Vec<i64>>>,
     burst: Option<Spanned<i64>>,
+    handoff: Option<Spanned<bool>>,
+    handoff_ring: Option<Spanned<i64>>,
+    flow_hash: Option<Spanned<String>>,
+    symmetric: Option<Spanned<bool>>,
 }
 
 #[derive(Deserialize)]
@@ -317,6 +324,46 @@ struct RawNeighbor {
     interface: Spanned<String>,
     ip: Spanned<String>,
     mac: Spanned<String>,
+}
+
+/// `[workers] handoff`, `handoff-ring`, `flow-hash`, `symmetric`.
+fn workers_handoff(
+    c: &Checker<'_>,
+    w: &RawWorkers,
+) -> Result<Option<sluice_fn::handoff::HandoffConfig>, ConfigError> {
+    use sluice_fn::rss::RssHash;
+    let on = w.handoff.as_ref().is_some_and(|v| *v.get_ref());
+    let mut h = sluice_fn::handoff::HandoffConfig::default();
+    if let Some(v) = &w.handoff_ring {
+        h.ring_size = c.int(v, "workers.handoff-ring", 2, 1 << 16)?;
+    }
+    if let Some(v) = &w.flow_hash {
+        h.hash = match v.get_ref().as_str() {
+            "toeplitz" => RssHash::Toeplitz,
+            "fast" => RssHash::Fast,
+            other => {
+                return c.err(
+                    v.span(),
+                    "workers.flow-hash",
+                    format!("`{other}`: use \"toeplitz\" or \"fast\""),
+                );
+            }
+        };
+    }
+    h.symmetric = w.symmetric.as_ref().is_some_and(|v| *v.get_ref());
+    let extras = [
+        w.handoff_ring.as_ref().map(|v| (v.span(), "handoff-ring")),
+        w.flow_hash.as_ref().map(|v| (v.span(), "flow-hash")),
+        w.symmetric.as_ref().map(|v| (v.span(), "symmetric")),
+    ];
+    if let (false, Some((span, key))) = (on, extras.into_iter().flatten().next()) {
+        return c.err(
+            span,
+            format!("workers.{key}"),
+            "applies to handoff only: set `handoff = true` too",
+        );
+    }
+    Ok(on.then_some(h))
 }
 
 /// Turns spans into lines and builds value errors.
@@ -772,6 +819,7 @@ impl Config {
             Some(v) => c.int(v, "workers.burst", 1, sluice_graph::FRAME_SIZE as i64)?,
             None => sluice_graph::FRAME_SIZE,
         };
+        let handoff = workers_handoff(&c, &raw.workers)?;
 
         let mut interfaces: Vec<Interface> = Vec::new();
         let mut names = HashSet::new();
@@ -1255,6 +1303,7 @@ impl Config {
             workers,
             cores,
             burst,
+            handoff,
             interfaces,
             streams,
             tables: 1,
