@@ -335,6 +335,7 @@ fn run_scenario(
     count: u64,
     runs: usize,
     workers: usize,
+    burst: Option<usize>,
 ) -> anyhow::Result<Vec<Figures>> {
     let configs: Vec<Config> = (1..=workers)
         .map(|k| {
@@ -345,6 +346,9 @@ fn run_scenario(
                 .replace("{HALF}", &(total / 2).to_string());
             let mut cfg = Config::parse(&src).with_context(|| format!("scenario {}", s.name))?;
             cfg.workers = k;
+            if let Some(b) = burst {
+                cfg.burst = b;
+            }
             Ok(cfg)
         })
         .collect::<anyhow::Result<_>>()?;
@@ -362,13 +366,58 @@ fn run_scenario(
         .collect())
 }
 
+/// What `sluice bench` is asked.
+#[derive(Debug, Default)]
+pub struct Options {
+    /// Scenarios (all when empty; `list` lists them).
+    pub names: Vec<String>,
+    /// Runs per scenario.
+    pub runs: usize,
+    /// A few hundred thousand packets a run.
+    pub quick: bool,
+    /// JSON lines instead of text.
+    pub json: bool,
+    /// An earlier `--json` output to compare with.
+    pub compare: Option<std::path::PathBuf>,
+    /// Up to this many workers.
+    pub workers: usize,
+    /// Where to write the Markdown report and its charts.
+    pub report: Option<std::path::PathBuf>,
+    /// Vector sizes to run each scenario at (the configuration's when
+    /// empty).
+    pub vector_sizes: Vec<usize>,
+}
+
+/// Today's date (UTC) as YYYY-MM-DD, from the system clock.
+fn today() -> String {
+    let days = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_secs() / 86_400) as i64;
+    date_of(days)
+}
+
+/// The date `days` after 1970-01-01.
+fn date_of(days: i64) -> String {
+    // Civil date from days since 1970-01-01 (Howard Hinnant's algorithm).
+    let z = days + 719_468;
+    let era = z.div_euclid(146_097);
+    let doe = z - era * 146_097;
+    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
+    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
+    let mp = (5 * doy + 2) / 153;
+    let d = doy - (153 * mp + 2) / 5 + 1;
+    let m = if mp < 10 { mp + 3 } else { mp - 9 };
+    let y = yoe + era * 400 + i64::from(m <= 2);
+    format!("{y:04}-{m:02}-{d:02}")
+}
+
 /// Scenarios more than `SLOWER` slower than the baseline are flagged.
 const SLOWER: f64 = 0.10;
 
 /// Reads a baseline: `--json` output of an earlier run (one object a line).
 fn baseline(
     path: &std::path::Path,
-) -> anyhow::Result<std::collections::HashMap<(String, usize), f64>> {
+) -> anyhow::Result<std::collections::HashMap<(String, usize, usize), f64>> {
     let text = std::fs::read_to_string(path)
         .with_context(|| format!("cannot read baseline {}", path.display()))?;
     let mut out = std::collections::HashMap::new();
@@ -387,22 +436,25 @@ fn baseline(
             );
         };
         let workers = v["workers"].as_u64().unwrap_or(1) as usize;
-        out.insert((name.to_string(), workers), mpps);
+        let vector = v["vector_size"].as_u64().unwrap_or(256) as usize;
+        out.insert((name.to_string(), workers, vector), mpps);
     }
     Ok(out)
 }
 
 /// `sluice bench`; false when `compare` found a scenario slower than its
 /// baseline by more than 10 %.
-pub fn run(
-    names: &[String],
-    runs: usize,
-    quick: bool,
-    json: bool,
-    compare: Option<&std::path::Path>,
-    workers: usize,
-) -> anyhow::Result<bool> {
-    let base = compare.map(baseline).transpose()?;
+pub fn run(o: &Options) -> anyhow::Result<bool> {
+    let Options {
+        names,
+        runs,
+        quick,
+        json,
+        workers,
+        ..
+    } = o;
+    let (runs, quick, json, workers) = (*runs, *quick, *json, *workers);
+    let base = o.compare.as_deref().map(baseline).transpose()?;
     let mut regressions = Vec::new();
     if names.iter().any(|n| n == "list") {
         for s in SCENARIOS {
@@ -429,12 +481,24 @@ pub fn run(
     if !(1..=256).contains(&workers) {
         bail!("--workers {workers}: give 1 to 256");
     }
+    let sizes = if o.vector_sizes.is_empty() {
+        vec![None]
+    } else {
+        if let Some(v) = o.vector_sizes.iter().find(|v| !(1..=256).contains(*v)) {
+            bail!("--vector-sizes: {v} is not 1 to 256");
+        }
+        o.vector_sizes.iter().copied().map(Some).collect()
+    };
     let count = if quick { 200_000 } else { 10_000_000 };
-    for s in chosen {
-        for f in run_scenario(s, count, runs, workers)? {
+    let mut all = Vec::new();
+    for (s, burst) in chosen
+        .into_iter()
+        .flat_map(|s| sizes.iter().map(move |b| (s, *b)))
+    {
+        for f in run_scenario(s, count, runs, workers, burst)? {
             if let Some(b) = base
                 .as_ref()
-                .and_then(|b| b.get(&(s.name.to_string(), f.workers)))
+                .and_then(|b| b.get(&(s.name.to_string(), f.workers, f.vector_size)))
                 && f.mpps_median < b * (1.0 - SLOWER)
             {
                 regressions.push(format!(
@@ -451,6 +515,15 @@ pub fn run(
             } else {
                 print(&f);
             }
+            all.push(serde_json::to_value(&f)?);
+        }
+    }
+    if let Some(dir) = &o.report {
+        let command: Vec<String> = std::env::args().collect();
+        crate::report::write(dir, &all, &command.join(" "), &today())
+            .with_context(|| format!("cannot write the report in {}", dir.display()))?;
+        if !json {
+            println!("report: {}", dir.join("README.md").display());
         }
     }
     if !json {
@@ -502,5 +575,16 @@ fn print(f: &Figures) {
     }
     for (node, c) in &f.nodes {
         println!("    {node:<24} {c:>7.1} cycles/packet");
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn dates_from_days_since_the_epoch() {
+        assert_eq!(super::date_of(0), "1970-01-01");
+        assert_eq!(super::date_of(11_016), "2000-02-29");
+        assert_eq!(super::date_of(20_787), "2026-11-30");
+        assert_eq!(super::date_of(-1), "1969-12-31");
     }
 }

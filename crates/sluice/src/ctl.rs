@@ -94,15 +94,9 @@ pub fn parse(words: &[String]) -> anyhow::Result<Request> {
             table: number(t, "table")?,
         },
         _ => bail!(
-            "unknown command `{}`: try show interface | show runtime | show errors | \
-             show ip fib [table N] | show graph | show buffers | show ip neighbors | show l2fib | show threads | \
-             show bridge-domain | show running-config | show version | trace add NODE N | show trace | \
-             clear trace | clear runtime | clear interfaces | ip route add PREFIX [via ADDR] \
-             [via-mac MAC] dev IF [table N] | ip route add PREFIX drop|prohibit|unreachable | \
-             ip route del PREFIX [table N] | set interface state NAME up|down | \
-             set interface ip address NAME ADDR/LEN [del] | ip neighbor add NAME IP MAC | \
-             ip neighbor del NAME IP | diff FILE | apply FILE",
-            w.join(" ")
+            "unknown command `{}`: try {}",
+            w.join(" "),
+            crate::complete::help()
         ),
     })
 }
@@ -179,23 +173,14 @@ pub fn run(socket: &Path, json: bool, words: &[String]) -> anyhow::Result<ExitCo
     })
 }
 
-/// One command a line from stdin until `quit` or end of input; a bad
-/// command or a refusal is said and the prompt comes back. `history`
-/// lists what was typed; `!N` runs line N again.
+/// One command a line until `quit` or end of input; a bad command or a
+/// refusal is said and the prompt comes back. `history` lists what was
+/// typed; `!N` runs line N again. On a terminal, Tab completes commands
+/// and the running interfaces' names, and the arrows recall lines.
 fn interactive(socket: &Path, json: bool) -> anyhow::Result<ExitCode> {
-    use std::io::IsTerminal;
-    let tty = std::io::stdin().is_terminal();
     let mut history: Vec<String> = Vec::new();
-    let mut line = String::new();
-    loop {
-        if tty {
-            print!("sluice# ");
-            std::io::stdout().flush()?;
-        }
-        line.clear();
-        if std::io::stdin().read_line(&mut line)? == 0 {
-            return Ok(ExitCode::SUCCESS);
-        }
+    let mut prompt = Prompt::new(socket)?;
+    while let Some(line) = prompt.next_line()? {
         let mut command = line.trim().to_string();
         if let Some(n) = command.strip_prefix('!') {
             match n
@@ -212,7 +197,7 @@ fn interactive(socket: &Path, json: bool) -> anyhow::Result<ExitCode> {
         }
         match command.as_str() {
             "" => continue,
-            "quit" | "exit" => return Ok(ExitCode::SUCCESS),
+            "quit" | "exit" => break,
             "history" => {
                 for (i, h) in history.iter().enumerate() {
                     println!("{:>4}  {h}", i + 1);
@@ -222,13 +207,103 @@ fn interactive(socket: &Path, json: bool) -> anyhow::Result<ExitCode> {
             _ => {}
         }
         history.push(command.clone());
+        prompt.remember(&command);
         let words: Vec<String> = command.split_whitespace().map(String::from).collect();
         match parse(&words).and_then(|r| ask(socket, r)) {
             Ok(response) => show(&response, json)?,
             Err(e) => eprintln!("sluice ctl: {e:#}"),
         }
     }
+    Ok(ExitCode::SUCCESS)
 }
+
+/// Where interactive lines come from: a line editor on a terminal, plain
+/// lines from a pipe (scripts, tests).
+enum Prompt {
+    Terminal(Box<rustyline::Editor<Completion, rustyline::history::DefaultHistory>>),
+    Pipe,
+}
+
+impl Prompt {
+    fn new(socket: &Path) -> anyhow::Result<Prompt> {
+        use std::io::IsTerminal;
+        if !std::io::stdin().is_terminal() {
+            return Ok(Prompt::Pipe);
+        }
+        let mut editor = rustyline::Editor::new().context("cannot set up the terminal")?;
+        editor.set_helper(Some(Completion {
+            names: live_names(socket),
+        }));
+        Ok(Prompt::Terminal(Box::new(editor)))
+    }
+
+    /// The next line, or `None` at the end of input.
+    fn next_line(&mut self) -> anyhow::Result<Option<String>> {
+        use rustyline::error::ReadlineError;
+        match self {
+            Prompt::Pipe => {
+                let mut line = String::new();
+                Ok((std::io::stdin().read_line(&mut line)? > 0).then_some(line))
+            }
+            Prompt::Terminal(editor) => loop {
+                match editor.readline("sluice# ") {
+                    Ok(line) => return Ok(Some(line)),
+                    // Ctrl-C drops the line being typed, as in a shell.
+                    Err(ReadlineError::Interrupted) => continue,
+                    Err(ReadlineError::Eof) => return Ok(None),
+                    Err(e) => return Err(e.into()),
+                }
+            },
+        }
+    }
+
+    fn remember(&mut self, line: &str) {
+        if let Prompt::Terminal(editor) = self {
+            let _ = editor.add_history_entry(line);
+        }
+    }
+}
+
+/// The interface and input node names of the running Sluice, for Tab
+/// (none if it cannot be asked: commands still complete).
+fn live_names(socket: &Path) -> crate::complete::Names {
+    let interfaces: Vec<String> = match ask(socket, Request::ShowInterface) {
+        Ok(Response {
+            result: Some(Reply::Interfaces { rows, .. }),
+            ..
+        }) => rows.into_iter().map(|r| r.name).collect(),
+        _ => Vec::new(),
+    };
+    let nodes = interfaces.iter().map(|i| format!("{i}-input")).collect();
+    crate::complete::Names { interfaces, nodes }
+}
+
+/// Tab completion over [`crate::complete::COMMANDS`].
+struct Completion {
+    names: crate::complete::Names,
+}
+
+impl rustyline::completion::Completer for Completion {
+    type Candidate = String;
+
+    fn complete(
+        &self,
+        line: &str,
+        pos: usize,
+        _: &rustyline::Context<'_>,
+    ) -> rustyline::Result<(usize, Vec<String>)> {
+        let head = line.get(..pos).unwrap_or(line);
+        let start = head.rfind(char::is_whitespace).map_or(0, |i| i + 1);
+        Ok((start, crate::complete::complete(head, &self.names)))
+    }
+}
+
+impl rustyline::hint::Hinter for Completion {
+    type Hint = String;
+}
+impl rustyline::highlight::Highlighter for Completion {}
+impl rustyline::validate::Validator for Completion {}
+impl rustyline::Helper for Completion {}
 
 /// Prints an answer: its table, the refusal on stderr, or JSON.
 fn show(response: &Response, json: bool) -> anyhow::Result<()> {

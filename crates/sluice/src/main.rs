@@ -12,7 +12,9 @@ use sluice_control::state::StateFile;
 use sluice_control::{Config, DEMO_CONFIG, Dataplane};
 
 mod bench;
+mod complete;
 mod ctl;
+mod report;
 
 #[derive(Parser)]
 #[command(
@@ -79,6 +81,13 @@ enum Command {
         /// print the scaling: Mpps(N) / (N x Mpps(1)).
         #[arg(long, default_value_t = 1)]
         workers: usize,
+        /// Also write a Markdown summary and SVG charts into this directory.
+        #[arg(long)]
+        report: Option<PathBuf>,
+        /// Run every scenario at each of these vector sizes (e.g.
+        /// `16,64,256`), for the report's Mpps-against-vector-size chart.
+        #[arg(long, value_delimiter = ',')]
+        vector_sizes: Vec<usize>,
     },
     /// Check what this host offers the forwarder (and a configuration's
     /// interfaces and cores), one actionable line a finding.
@@ -142,7 +151,19 @@ fn real_main() -> anyhow::Result<ExitCode> {
             json,
             compare,
             workers,
-        } => bench::run(&names, runs, quick, json, compare.as_deref(), workers).map(|ok| {
+            report,
+            vector_sizes,
+        } => bench::run(&bench::Options {
+            names,
+            runs,
+            quick,
+            json,
+            compare,
+            workers,
+            report,
+            vector_sizes,
+        })
+        .map(|ok| {
             if ok {
                 ExitCode::SUCCESS
             } else {
