@@ -65,13 +65,16 @@ const PALETTE: [&str; 14] = [
 /// Legend entries per line.
 const LEGEND_PER_LINE: usize = 5;
 
+/// One bar: its series, its value, and optionally a (min, max) whisker.
+type Bar = (String, f64, Option<(f64, f64)>);
+
 /// A horizontal bar chart: one group a label, one bar a series in the
 /// group, optional whiskers (min, max) and reference marks.
 struct Bars {
     title: String,
     unit: String,
     /// (group label, [(series name, value, whisker)]).
-    groups: Vec<(String, Vec<(String, f64, Option<(f64, f64)>)>)>,
+    groups: Vec<(String, Vec<Bar>)>,
     /// Per group: (mark label, value) drawn as ticks across the group.
     marks: Vec<Vec<(String, f64)>>,
 }
@@ -297,7 +300,7 @@ fn cycles_chart(figures: &[Value]) -> Bars {
     let mut groups = Vec::new();
     let mut marks = Vec::new();
     for f in figures {
-        let nodes: Vec<(String, f64, Option<(f64, f64)>)> = f["nodes"]
+        let nodes: Vec<Bar> = f["nodes"]
             .as_object()
             .into_iter()
             .flatten()

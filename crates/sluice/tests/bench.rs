@@ -143,24 +143,33 @@ fn workers_option_runs_every_count_up_to_n() {
 fn a_report_is_markdown_and_charts_for_the_scenarios_run() {
     let dir = sluice_testnet::Scratch::new("brep");
     let o = Command::new(env!("CARGO_BIN_EXE_sluice"))
-        .args(["bench", "--quick", "--runs", "1", "--vector-sizes", "32,256"])
+        .args([
+            "bench",
+            "--quick",
+            "--runs",
+            "1",
+            "--vector-sizes",
+            "32,256",
+        ])
         .arg("--report")
         .arg(dir.path())
         .arg("l2-xconnect")
         .output()
         .unwrap();
-    assert!(
-        o.status.success(),
-        "{}",
-        String::from_utf8_lossy(&o.stderr)
-    );
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
     let md = std::fs::read_to_string(dir.join("README.md")).unwrap();
     assert!(md.contains("| l2-xconnect (vector 32) |"), "{md}");
     assert!(md.contains("| l2-xconnect |"), "{md}");
-    assert!(md.contains("≤ 35"), "the design guide's target is beside it: {md}");
+    assert!(
+        md.contains("≤ 35"),
+        "the design guide's target is beside it: {md}"
+    );
     for chart in ["mpps.svg", "cycles.svg", "vector-size.svg"] {
         let svg = std::fs::read_to_string(dir.join(chart)).unwrap();
-        assert!(svg.starts_with("<svg") && svg.contains("l2-xconnect"), "{chart}");
+        assert!(
+            svg.starts_with("<svg") && svg.contains("l2-xconnect"),
+            "{chart}"
+        );
     }
     // A bad vector size is refused before anything runs.
     let o = Command::new(env!("CARGO_BIN_EXE_sluice"))
