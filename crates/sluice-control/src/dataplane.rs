@@ -67,10 +67,10 @@ pub enum DataplaneError {
 enum Opened {
     /// Queue halves by queue number, taken by their workers.
     AfXdp(Vec<Option<(AfXdpRx, AfXdpTx)>>),
-    /// Receive queues by number, and the one transmit socket.
-    AfPacket(Vec<Option<AfPacketRx>>, Option<AfPacketTx>),
-    /// The two halves of the one TAP queue.
-    Tap(Option<(TapRx, TapTx)>),
+    /// Receive queues and transmit sockets by queue number.
+    AfPacket(Vec<Option<AfPacketRx>>, Vec<Option<AfPacketTx>>),
+    /// The two halves of each TAP queue, by queue number.
+    Tap(Vec<Option<(TapRx, TapTx)>>),
     /// Queue pairs by queue number.
     Memif(Vec<Option<(MemifRx, MemifTx)>>),
     /// Queue pairs by queue number, Sluice the client.
@@ -93,12 +93,12 @@ impl Opened {
                 .unzip(),
             Opened::AfPacket(rx, tx) => (
                 share(rx, w, workers).into_iter().map(boxed).collect(),
-                tx.take().map(boxed).into_iter().collect(),
+                share(tx, w, workers).into_iter().map(boxed).collect(),
             ),
-            Opened::Tap(halves) => halves
-                .take()
-                .map(|(r, t)| (vec![boxed(r)], vec![boxed(t)]))
-                .unwrap_or_default(),
+            Opened::Tap(slots) => share(slots, w, workers)
+                .into_iter()
+                .map(|(r, t)| (boxed(r), boxed(t)))
+                .unzip(),
             Opened::Memif(slots) => share(slots, w, workers)
                 .into_iter()
                 .map(|(r, t)| (boxed(r), boxed(t)))
@@ -262,16 +262,6 @@ fn open_kernel(config: &Config, pool: &Pool) -> Result<KernelPorts, DataplaneErr
                 ),
             ));
         }
-        let single = matches!(i.driver, Driver::AfPacket(_) | Driver::Tap(_));
-        if single && config.workers > 1 {
-            return Err(DataplaneError::Queues(
-                i.name.clone(),
-                format!(
-                    "a {} interface transmits from one worker; run with 1 worker (af-xdp spreads over several)",
-                    i.driver.kind()
-                ),
-            ));
-        }
         let mut st = LinkStatus::new();
         let mut device_mac = None;
         let mut device_mtu = None;
@@ -299,7 +289,10 @@ fn open_kernel(config: &Config, pool: &Pool) -> Result<KernelPorts, DataplaneErr
                 st = p.status.clone();
                 device_mac = Some(p.mac);
                 device_mtu = Some(p.mtu);
-                Opened::AfPacket(p.rx.into_iter().map(Some).collect(), Some(p.tx))
+                Opened::AfPacket(
+                    p.rx.into_iter().map(Some).collect(),
+                    p.tx.into_iter().map(Some).collect(),
+                )
             }
             // The TAP's kernel side is the host's interface; Sluice is the
             // other end of the wire and keeps a MAC of its own.
@@ -309,7 +302,8 @@ fn open_kernel(config: &Config, pool: &Pool) -> Result<KernelPorts, DataplaneErr
                     cfg = cfg.in_netns(ns);
                 }
                 cfg.status = st.clone();
-                Opened::Tap(Some(Tap::open(&cfg).map_err(err)?))
+                let queues = Tap::open_queues(&cfg, kernel.queues as usize).map_err(err)?;
+                Opened::Tap(queues.into_iter().map(Some).collect())
             }
         };
         if let (false, Some(mac)) = (kernel.mac_configured, device_mac) {

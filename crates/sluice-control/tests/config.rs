@@ -1885,12 +1885,15 @@ fn kernel_interfaces_need_a_device_and_sane_queues() {
         "interface[0].device",
     );
     assert_contains(&m, "takes no `device`");
+    // A multi-queue TAP: one queue per worker.
+    let c = parse_ok("[[interface]]\nname = \"t\"\ndriver = \"tap\"\nqueues = 2\n");
+    assert_eq!(c.interfaces[0].driver.kernel().map(|k| k.queues), Some(2));
     let m = refused(
-        "[[interface]]\nname = \"t\"\ndriver = \"tap\"\nqueues = 2\n",
+        "[[interface]]\nname = \"t\"\ndriver = \"tap\"\nqueues = 65\n",
         4,
         "interface[0].queues",
     );
-    assert_contains(&m, "one queue");
+    assert_contains(&m, "out of range");
 }
 
 #[test]

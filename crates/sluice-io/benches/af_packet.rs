@@ -75,6 +75,7 @@ fn forwarding_rate_64_byte_frames() {
         AfPacket::open(&AfPacketConfig::new(&a.link.outer)).unwrap();
     let AfPacket { tx: mut b_tx, .. } =
         AfPacket::open(&AfPacketConfig::new(&b.link.outer)).unwrap();
+    let mut b_tx = b_tx.remove(0);
     let mut a_rx = a_rx.remove(0);
     let mut cache = pool.cache(256);
     let flag = stop.clone();
@@ -102,6 +103,7 @@ fn forwarding_rate_64_byte_frames() {
     inside.netns = Some(a.ns.name().to_string());
     inside.promiscuous = false;
     let AfPacket { tx: mut gen_tx, .. } = AfPacket::open(&inside).unwrap();
+    let mut gen_tx = gen_tx.remove(0);
     let frames: Vec<Vec<u8>> = (0..256).map(udp_frame).collect();
     let mut gen_cache = pool.cache(256);
     let mut burst = Frame::new();

@@ -30,9 +30,9 @@ fn open(outer: &str) -> AfPacket {
 }
 
 fn one_queue(p: AfPacket) -> (AfPacketRx, AfPacketTx) {
-    let AfPacket { mut rx, tx, .. } = p;
-    assert_eq!(rx.len(), 1);
-    (rx.remove(0), tx)
+    let AfPacket { mut rx, mut tx, .. } = p;
+    assert_eq!((rx.len(), tx.len()), (1, 1));
+    (rx.remove(0), tx.remove(0))
 }
 
 /// What a cross-connect saw, per direction.
@@ -416,7 +416,7 @@ fn root_fanout_spreads_flows_over_two_queues_and_loses_none() {
     let mut config = AfPacketConfig::new(&a.link.outer);
     config.queues = 2;
     let AfPacket { mut rx, tx, .. } = AfPacket::open(&config).unwrap();
-    assert_eq!(rx.len(), 2);
+    assert_eq!((rx.len(), tx.len()), (2, 2), "a transmit socket per queue");
     assert!(rx[0].fanout_group().is_some());
     assert_eq!(rx[0].fanout_group(), rx[1].fanout_group());
 

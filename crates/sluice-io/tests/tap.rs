@@ -729,3 +729,31 @@ fn throughput_with_and_without_offloads() {
         );
     }
 }
+
+/// A multi-queue TAP: one descriptor a queue, all attached to one device
+/// (the kernel lists them as its queues); zero or too many refused.
+#[test]
+fn a_tap_takes_one_descriptor_per_queue() {
+    if !require_root() {
+        return;
+    }
+    let ns = Netns::new();
+    let name = unique("sltmq");
+    let cfg = TapConfig::new(&name).in_netns(ns.name());
+    let queues = Tap::open_queues(&cfg, 2).unwrap();
+    assert_eq!(queues.len(), 2);
+    let rx_queues = ns.run(&["ls", &format!("/sys/class/net/{name}/queues")]);
+    assert_eq!(
+        rx_queues
+            .split_whitespace()
+            .filter(|q| q.starts_with("rx-"))
+            .count(),
+        2,
+        "{rx_queues}"
+    );
+    drop(queues);
+    for bad in [0, sluice_io::tap::MAX_QUEUES + 1] {
+        let e = Tap::open_queues(&TapConfig::new(&unique("sltmq")), bad).unwrap_err();
+        assert!(e.to_string().contains("queues"), "{e}");
+    }
+}

@@ -612,33 +612,113 @@ fn kernel_interfaces_it_cannot_open_are_refused_clearly() {
 /// TCP flows spread over the queues and every worker forwards.
 #[test]
 fn two_workers_share_two_af_xdp_queues() {
+    two_workers_share_two_queues("af-xdp", 87, "queues = 2\nring-size = 1024\n");
+}
+
+/// The same with AF_PACKET: a fanout group of two receive sockets and a
+/// transmit socket per worker.
+#[test]
+fn two_workers_share_two_af_packet_queues() {
+    two_workers_share_two_queues("af-packet", 88, "queues = 2\n");
+}
+
+fn two_workers_share_two_queues(driver: &str, n: u8, queues: &str) {
     if !require_root() || !require("ping") || !require("iperf3") {
         return;
     }
-    let a = Host::with_queues(2, "10.87.1.2/24", "10.87.1.1", "fd87:1::2/64", "fd87:1::1");
-    let b = Host::with_queues(2, "10.87.2.2/24", "10.87.2.1", "fd87:2::2/64", "fd87:2::1");
+    let a = Host::with_queues(
+        2,
+        &format!("10.{n}.1.2/24"),
+        &format!("10.{n}.1.1"),
+        &format!("fd{n}:1::2/64"),
+        &format!("fd{n}:1::1"),
+    );
+    let b = Host::with_queues(
+        2,
+        &format!("10.{n}.2.2/24"),
+        &format!("10.{n}.2.1"),
+        &format!("fd{n}:2::2/64"),
+        &format!("fd{n}:2::1"),
+    );
+    let with_queues = |s: String| {
+        s.replace(
+            &format!("driver = \"{driver}\"\n"),
+            &format!("driver = \"{driver}\"\n{queues}"),
+        )
+    };
     let config = format!(
         "[workers]\ncount = 2\n\n{}{}",
-        interface("a", "af-xdp", &a.link.outer, &["10.87.1.1/24"]).replace(
-            "driver = \"af-xdp\"\n",
-            "driver = \"af-xdp\"\nqueues = 2\nring-size = 1024\n"
-        ),
-        interface("b", "af-xdp", &b.link.outer, &["10.87.2.1/24"]).replace(
-            "driver = \"af-xdp\"\n",
-            "driver = \"af-xdp\"\nqueues = 2\nring-size = 1024\n"
-        ),
+        with_queues(interface(
+            "a",
+            driver,
+            &a.link.outer,
+            &[&format!("10.{n}.1.1/24")]
+        )),
+        with_queues(interface(
+            "b",
+            driver,
+            &b.link.outer,
+            &[&format!("10.{n}.2.1/24")]
+        )),
     );
     let sluice = Sluice::start(&config);
-    ping(&a.ns, &["10.87.2.2"]);
-    let server = b.ns.spawn(&["iperf3", "-s", "-1"]);
+    spread_over_two_workers(sluice, &a.ns, &b.ns, "a", n);
+}
+
+/// Two workers, each owning one queue of a multi-queue TAP in each host's
+/// namespace.
+#[test]
+fn two_workers_share_two_tap_queues() {
+    if !require_root() || !require("ping") || !require("iperf3") {
+        return;
+    }
+    let n = 89;
+    let (a, b) = (Netns::new(), Netns::new());
+    let tap_a = sluice_testnet::unique("tqa");
+    let tap_b = sluice_testnet::unique("tqb");
+    let config = format!(
+        "[workers]\ncount = 2\n\n\
+         [[interface]]\nname = \"{tap_a}\"\ndriver = \"tap\"\nqueues = 2\nnetns = \"{}\"\naddress = [\"10.{n}.1.1/24\"]\n\n\
+         [[interface]]\nname = \"{tap_b}\"\ndriver = \"tap\"\nqueues = 2\nnetns = \"{}\"\naddress = [\"10.{n}.2.1/24\"]\n",
+        a.name(),
+        b.name()
+    );
+    let sluice = Sluice::start(&config);
+    for (ns, tap, side) in [(&a, &tap_a, 1), (&b, &tap_b, 2)] {
+        ns.run(&[
+            "ip",
+            "addr",
+            "add",
+            &format!("10.{n}.{side}.2/24"),
+            "dev",
+            tap,
+        ]);
+        ns.run(&["ip", "link", "set", tap, "up"]);
+        ns.run(&[
+            "ip",
+            "route",
+            "add",
+            "default",
+            "via",
+            &format!("10.{n}.{side}.1"),
+        ]);
+    }
+    spread_over_two_workers(sluice, &a, &b, &tap_a, n);
+}
+
+/// Pings across, then eight parallel TCP streams (their hashes spread them
+/// over the queues); both workers must have received from interface
+/// `input_of`'s queues.
+fn spread_over_two_workers(sluice: Sluice, a: &Netns, b: &Netns, input_of: &str, n: u8) {
+    ping(a, &[&format!("10.{n}.2.2")]);
+    let server = b.spawn(&["iperf3", "-s", "-1"]);
     std::thread::sleep(Duration::from_millis(300));
-    // Eight parallel streams: their hashes spread them over both queues.
-    let client = a.ns.output(&[
+    let client = a.output(&[
         "timeout",
         "30",
         "iperf3",
         "-c",
-        "10.87.2.2",
+        &format!("10.{n}.2.2"),
         "-t",
         "2",
         "-P",
@@ -651,14 +731,14 @@ fn two_workers_share_two_af_xdp_queues() {
     assert!(sluice_testnet::iperf3_received_bytes(&report) > 1_000_000);
     let (out, ok) = sluice.stop();
     assert!(ok && !out.contains("BUG"), "{out}");
-    // Both workers brought packets in from a's queues.
+    let row = format!("{input_of}-input");
     let inputs: Vec<u64> = out
         .lines()
-        .filter(|l| l.starts_with("a-input"))
+        .filter(|l| l.split_whitespace().next() == Some(row.as_str()))
         .filter_map(|l| l.split_whitespace().nth(3).and_then(|v| v.parse().ok()))
         .collect();
     // One row per worker, then the total.
-    assert!(inputs.len() >= 2, "one a-input per worker:\n{out}");
+    assert!(inputs.len() >= 2, "one {row} per worker:\n{out}");
     assert!(
         inputs[..2].iter().all(|&v| v > 100),
         "both workers received: {inputs:?}\n{out}"

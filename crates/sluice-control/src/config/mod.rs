@@ -697,13 +697,6 @@ fn kernel(
         Some(v) => c.int::<u32>(v, &key("queues"), 1, 64)?,
         None => 1,
     };
-    if kind == "tap" && queues != 1 {
-        return c.err(
-            r.queues.as_ref().map(|v| v.span()).unwrap_or_default(),
-            key("queues"),
-            "a tap interface has one queue",
-        );
-    }
     let ring_size = match &r.ring_size {
         Some(v) => {
             let n = c.int::<u32>(v, &key("ring-size"), 64, 32768)?;

@@ -34,7 +34,8 @@
 //! 802.1ad as the kernel says.
 //!
 //! Several receive queues form one `PACKET_FANOUT` group (flow hash), one
-//! socket and ring per queue, for as many workers.
+//! socket and ring per queue, for as many workers; each queue has its own
+//! transmit socket and ring too, so no two workers share one.
 //!
 //! The device may go down or away under a running driver: both halves then
 //! set the interface's [`LinkStatus`], stop sending (packets count as
@@ -143,8 +144,9 @@ const MAX_BLOCK: usize = 32 << 20;
 pub struct AfPacket {
     /// One receive driver per queue.
     pub rx: Vec<AfPacketRx>,
-    /// The transmit driver.
-    pub tx: AfPacketTx,
+    /// One transmit driver per queue, so that each worker sends on a
+    /// socket and ring of its own.
+    pub tx: Vec<AfPacketTx>,
     /// The link state that every half keeps up to date.
     pub status: Arc<LinkStatus>,
     /// The device's MAC address.
@@ -154,8 +156,8 @@ pub struct AfPacket {
 }
 
 impl AfPacket {
-    /// Attaches to the device of `config`: `queues` receive sockets and one
-    /// transmit socket, rings mapped, in the device's namespace.
+    /// Attaches to the device of `config`: `queues` receive sockets and as
+    /// many transmit sockets, rings mapped, in the device's namespace.
     pub fn open(config: &AfPacketConfig) -> Result<AfPacket, KernelError> {
         config.check()?;
         sys::netns::run_in(config.netns.as_deref(), || open_here(config))
@@ -181,7 +183,9 @@ fn open_here(config: &AfPacketConfig) -> Result<AfPacket, KernelError> {
         group = group.or(half.fanout_group());
         rx.push(half);
     }
-    let tx = AfPacketTx::open(config, mtu, LinkWatch::new(link, status.clone()))?;
+    let tx = (0..config.queues)
+        .map(|_| AfPacketTx::open(config, mtu, LinkWatch::new(link.clone(), status.clone())))
+        .collect::<Result<Vec<_>, _>>()?;
     Ok(AfPacket {
         rx,
         tx,

@@ -52,6 +52,9 @@ pub const VNET_HDR_LEN: usize = crate::offload::VnetHdr::LEN;
 /// set down), and while it is down or failing (to notice it came back).
 pub const LINK_CHECK: Duration = Duration::from_millis(100);
 
+/// Most queues of a multi-queue TAP (the kernel's limit).
+pub const MAX_QUEUES: usize = 256;
+
 /// How to make or attach a TAP.
 #[derive(Debug, Clone)]
 pub struct TapConfig {
@@ -117,6 +120,30 @@ impl Tap {
     /// sets the MTU if asked, and sets the device up. The kernel side's
     /// addresses and MAC are the host's business.
     pub fn open(config: &TapConfig) -> Result<(TapRx, TapTx), KernelError> {
+        Tap::open_queue(config, false)
+    }
+
+    /// Makes (or attaches to) a multi-queue TAP with `queues` queues: one
+    /// descriptor each, the kernel spreading the host's flows over them by
+    /// hash, so that as many workers can each own a queue. One queue is a
+    /// plain TAP. A persistent TAP made without multi-queue cannot take
+    /// more than one.
+    pub fn open_queues(
+        config: &TapConfig,
+        queues: usize,
+    ) -> Result<Vec<(TapRx, TapTx)>, KernelError> {
+        if !(1..=MAX_QUEUES).contains(&queues) {
+            return Err(KernelError::other(
+                format!("TAP {}", config.name),
+                format!("{queues} queues: a TAP has 1 to {MAX_QUEUES}"),
+            ));
+        }
+        (0..queues)
+            .map(|_| Tap::open_queue(config, queues > 1))
+            .collect()
+    }
+
+    fn open_queue(config: &TapConfig, multi_queue: bool) -> Result<(TapRx, TapTx), KernelError> {
         let offloads = if config.offload {
             OFFLOAD_CSUM | OFFLOAD_TSO4 | OFFLOAD_TSO6
         } else {
@@ -126,7 +153,7 @@ impl Tap {
         // The descriptor and the link's control socket are both made
         // inside the namespace and stay bound to it afterwards.
         let (fd, info, link) = netns::run_in(config.netns.as_deref(), || {
-            let (fd, info) = tun::open_tap(name, false)?;
+            let (fd, info) = tun::open_tap(name, multi_queue)?;
             if !info.vnet_hdr {
                 return Err(KernelError::other(
                     format!("TAP {name}"),
