@@ -20,6 +20,7 @@ use sluice_io::pcap::{PcapCapture, PcapReplay};
 use sluice_io::pg::PacketGenerator;
 use sluice_io::sink::Sink;
 use sluice_io::tap::{Tap, TapConfig, TapRx, TapTx};
+use sluice_io::vhost::{self, VhostConfig, VhostRx, VhostTx, VhostUser};
 use sluice_io::{InterfaceInput, InterfaceOutput, LinkStatus, Queues};
 
 use crate::config::{Config, Driver, Interface};
@@ -75,6 +76,8 @@ enum Opened {
     Memif(Vec<Option<(MemifRx, MemifTx)>>),
     /// Queue pairs by queue number, Sluice the client.
     MemifClient(Vec<Option<(MemifClientRx, MemifClientTx)>>),
+    /// vhost-user queue pairs by queue number.
+    Vhost(Vec<Option<(VhostRx, VhostTx)>>),
 }
 
 /// A worker's receive or transmit driver of a kernel interface.
@@ -107,6 +110,10 @@ impl Opened {
                 .into_iter()
                 .map(|(r, t)| (boxed(r), boxed(t)))
                 .unzip(),
+            Opened::Vhost(slots) => share(slots, w, workers)
+                .into_iter()
+                .map(|(r, t)| (boxed(r), boxed(t)))
+                .unzip(),
         }
     }
 }
@@ -121,10 +128,12 @@ struct KernelPorts {
     memif_servers: Vec<MemifEnd>,
 }
 
-/// A memif control channel, either end.
+/// A memif control channel, either end, or a vhost-user one (served
+/// alike by the run loop).
 enum MemifEnd {
     Server(MemifServer),
     Client(MemifClient),
+    Vhost(Box<VhostUser>),
 }
 
 impl MemifEnd {
@@ -132,6 +141,7 @@ impl MemifEnd {
         match self {
             MemifEnd::Server(s) => s.poll(timeout),
             MemifEnd::Client(c) => c.poll(timeout),
+            MemifEnd::Vhost(v) => v.poll(timeout),
         }
     }
 }
@@ -201,6 +211,38 @@ fn open_memif(
     memif::listen(&cfg, status).map_err(|e| DataplaneError::Kernel(name.to_string(), e))
 }
 
+/// Listens for a vhost-user front end, or connects to one (and again
+/// whenever the link drops); its queue pairs wait for their workers.
+fn open_vhost(
+    config: &Config,
+    name: &str,
+    v: &crate::config::VhostUser,
+    status: &Arc<LinkStatus>,
+) -> Result<(VhostUser, Vec<(VhostRx, VhostTx)>), DataplaneError> {
+    if (v.queues as usize) < config.workers {
+        return Err(DataplaneError::Queues(
+            name.to_string(),
+            format!(
+                "{} queue(s) for {} workers: every worker needs one (set `queues`)",
+                v.queues, config.workers
+            ),
+        ));
+    }
+    let mut cfg = VhostConfig::new(name, &v.socket);
+    cfg.queues = v.queues as u16;
+    cfg.rx_mode = if v.interrupt {
+        RxMode::Interrupt
+    } else {
+        RxMode::Polling
+    };
+    let opened = if v.client {
+        vhost::connect(&cfg, status)
+    } else {
+        vhost::listen(&cfg, status)
+    };
+    opened.map_err(|e| DataplaneError::Kernel(name.to_string(), e))
+}
+
 /// Opens the kernel interfaces of `config`: their queues, and what they
 /// say of themselves (MAC, link state).
 fn open_kernel(config: &Config, pool: &Pool) -> Result<KernelPorts, DataplaneError> {
@@ -243,6 +285,14 @@ fn open_kernel(config: &Config, pool: &Pool) -> Result<KernelPorts, DataplaneErr
                 memif_servers.push(MemifEnd::Server(server));
                 opened.push(Some(Opened::Memif(queues.into_iter().map(Some).collect())));
             }
+            status.push(Some(st));
+            continue;
+        }
+        if let Driver::VhostUser(v) = &i.driver {
+            let st = LinkStatus::new();
+            let (end, queues) = open_vhost(config, &i.name, v, &st)?;
+            memif_servers.push(MemifEnd::Vhost(Box::new(end)));
+            opened.push(Some(Opened::Vhost(queues.into_iter().map(Some).collect())));
             status.push(Some(st));
             continue;
         }
@@ -594,7 +644,11 @@ impl Dataplane {
                     }
                     // Its output is `l2-bvi-output`, one of the L2 nodes.
                     Driver::Bvi => {}
-                    Driver::AfXdp(_) | Driver::AfPacket(_) | Driver::Tap(_) | Driver::Memif(_) => {
+                    Driver::AfXdp(_)
+                    | Driver::AfPacket(_)
+                    | Driver::Tap(_)
+                    | Driver::Memif(_)
+                    | Driver::VhostUser(_) => {
                         let (rx, tx) = match opened[k].as_mut() {
                             Some(o) => o.take(w, config.workers),
                             None => (Vec::new(), Vec::new()),

@@ -19,15 +19,20 @@
 //! - `enqueue`: 256 Sluice packets of 64 bytes copied, header first, into
 //!   the posted buffers and given back with their lengths.
 //!
-//! Last run (2026-11-30, AMD EPYC 2.6 GHz, pinned, machine loaded by
-//! other builds), time per 256 packets:
+//! Last run (AMD EPYC 2.6 GHz, pinned to core 1, load average 5 from
+//! other builds; medians of 3 runs), time per 256 packets:
 //!
 //! ```text
-//! dequeue/sluice          10.39 µs   (40.6 ns a packet)
-//! dequeue/virtio-queue    49.33 µs  (192.7 ns a packet)
-//! enqueue/sluice          12.56 µs   (49.1 ns a packet, allocation included)
-//! enqueue/virtio-queue    54.90 µs  (214.5 ns a packet, allocation included)
+//! dequeue/sluice           4.64 µs   (18.1 ns a packet; 12.2 ns at load 2.5)
+//! dequeue/virtio-queue    39.56 µs
+//! enqueue/sluice           7.13 µs   (packet making included)
+//! enqueue/virtio-queue    52.29 µs   (packet making included)
+//! enqueue/packets-only     1.97 µs   (the bench making and freeing 256 packets)
 //! ```
+//!
+//! Before the fast paths of one-descriptor chains (same machine, load
+//! 2.5): dequeue 5.44 µs, enqueue 6.9 µs; after, in that run, 3.12 and
+//! 4.68 µs.
 //!
 //! Sluice's side runs through its public drivers ([`VhostRx`],
 //! [`VhostTx`]) after a real vhost-user handshake; `virtio-queue` is used
@@ -250,6 +255,16 @@ fn rings(c: &mut Criterion) {
                 q.add_used(&gmem, head, written).unwrap();
             }
             let _ = q.needs_notification(&gmem).unwrap();
+            cache.free_all(&mut out);
+        })
+    });
+    // What the enqueue figures include that is not enqueue: the bench
+    // making its 256 packets (and the driver freeing them), alone.
+    g.bench_function("enqueue/packets-only", |b| {
+        b.iter(|| {
+            for _ in 0..RING {
+                out.push(cache.alloc_from(&frame).unwrap());
+            }
             cache.free_all(&mut out);
         })
     });

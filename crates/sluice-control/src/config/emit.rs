@@ -91,6 +91,8 @@ struct OutInterface {
     role: Option<&'static str>,
     #[serde(skip_serializing_if = "Option::is_none")]
     buffer_size: Option<u32>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    mode: Option<&'static str>,
 }
 
 /// A number, or a string for ranges and words (`"64-1500"`, `"imix"`).
@@ -445,6 +447,12 @@ impl Config {
                 out.ring_size = (m.ring_size != 1024).then_some(m.ring_size);
                 out.buffer_size = (m.buffer_size != 2048).then_some(m.buffer_size);
             }
+            Driver::VhostUser(v) => {
+                out.socket = Some(v.socket.clone());
+                out.mode = v.client.then_some("client");
+                out.queues = (v.queues != 1).then_some(v.queues);
+                out.rx_mode = v.interrupt.then_some("interrupt");
+            }
             Driver::Pg | Driver::Sink | Driver::Bvi => {}
         }
         out
@@ -531,6 +539,17 @@ role = "client"
 queues = 2
 ring-size = 256
 buffer-size = 1024
+[[interface]]
+name = "vm0"
+driver = "vhost-user"
+socket = "/run/vm0.sock"
+mode = "client"
+queues = 2
+rx-mode = "interrupt"
+[[interface]]
+name = "vm1"
+driver = "vhost-user"
+socket = "/run/vm1.sock"
 [[interface]]
 name = "s0"
 driver = "sink"

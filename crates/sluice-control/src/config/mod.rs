@@ -132,6 +132,25 @@ pub enum Driver {
     Tap(Kernel),
     /// A memif interface Sluice serves (the peer connects).
     Memif(Memif),
+    /// A vhost-user interface: a VM (or DPDK `net_virtio_user`) attached
+    /// by its virtqueues.
+    VhostUser(VhostUser),
+}
+
+/// A `vhost-user` interface: Sluice is the device, the front end (QEMU,
+/// DPDK `net_virtio_user`) the driver.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct VhostUser {
+    /// The socket file.
+    pub socket: String,
+    /// Sluice connects to the front end (and reconnects whenever the
+    /// link drops) instead of listening (`mode = "client"`).
+    pub client: bool,
+    /// Queue pairs offered, spread over the workers.
+    pub queues: u32,
+    /// Ask the guest for kicks when idle, so an idle worker can sleep;
+    /// else poll.
+    pub interrupt: bool,
 }
 
 /// A memif interface in the server role.
@@ -187,6 +206,7 @@ impl Driver {
             Driver::AfPacket(_) => "af-packet",
             Driver::Tap(_) => "tap",
             Driver::Memif(_) => "memif",
+            Driver::VhostUser(_) => "vhost-user",
         }
     }
 
@@ -266,6 +286,7 @@ struct RawInterface {
     role: Option<Spanned<String>>,
     buffer_size: Option<Spanned<i64>>,
     state: Option<Spanned<String>>,
+    mode: Option<Spanned<String>>,
 }
 
 #[derive(Deserialize)]
@@ -649,6 +670,71 @@ fn memif(
     })
 }
 
+/// A `vhost-user` interface's socket, mode, queues and receive mode.
+fn vhost_user(
+    c: &Checker<'_>,
+    r: &RawInterface,
+    key: &dyn Fn(&str) -> String,
+) -> Result<VhostUser, ConfigError> {
+    let socket = match &r.socket {
+        Some(s)
+            if !s.get_ref().is_empty()
+                && !s.get_ref().contains('\0')
+                && !s.get_ref().starts_with("abstract:")
+                && s.get_ref().len() < 108 =>
+        {
+            s.get_ref().clone()
+        }
+        Some(s) => {
+            return c.err(
+                s.span(),
+                key("socket"),
+                "not a socket file path (vhost-user front ends take a path of under 108 bytes)",
+            );
+        }
+        None => {
+            return c.err(
+                r.driver.span(),
+                key("socket"),
+                "a vhost-user interface needs `socket`: a file path",
+            );
+        }
+    };
+    let client = match r.mode.as_ref().map(|m| (m, m.get_ref().as_str())) {
+        None | Some((_, "server")) => false,
+        Some((_, "client")) => true,
+        Some((m, other)) => {
+            return c.err(
+                m.span(),
+                key("mode"),
+                format!(
+                    "`{other}`: use \"server\" (Sluice listens) or \"client\" (Sluice connects)"
+                ),
+            );
+        }
+    };
+    let interrupt = match r.rx_mode.as_ref().map(|m| (m, m.get_ref().as_str())) {
+        None | Some((_, "polling")) => false,
+        Some((_, "interrupt")) => true,
+        Some((m, other)) => {
+            return c.err(
+                m.span(),
+                key("rx-mode"),
+                format!("`{other}`: use \"polling\" or \"interrupt\""),
+            );
+        }
+    };
+    Ok(VhostUser {
+        socket,
+        client,
+        queues: match &r.queues {
+            Some(v) => c.int(v, &key("queues"), 1, 128)?,
+            None => 1,
+        },
+        interrupt,
+    })
+}
+
 /// The kernel side of an `af-xdp`, `af-packet` or `tap` interface.
 fn kernel(
     c: &Checker<'_>,
@@ -872,6 +958,7 @@ impl Config {
                     file: file("pcap-out")?,
                 },
                 "memif" => Driver::Memif(memif(&c, r, &key)?),
+                "vhost-user" => Driver::VhostUser(vhost_user(&c, r, &key)?),
                 kind @ ("af-xdp" | "af-packet" | "tap") => {
                     let k = kernel(&c, r, &name, kind, &key)?;
                     match kind {
@@ -885,7 +972,7 @@ impl Config {
                         r.driver.span(),
                         key("driver"),
                         format!(
-                            "`{other}`: use \"pg\", \"pcap-in\", \"pcap-out\", \"sink\", \"bvi\", \"af-xdp\", \"af-packet\", \"tap\" or \"memif\""
+                            "`{other}`: use \"pg\", \"pcap-in\", \"pcap-out\", \"sink\", \"bvi\", \"af-xdp\", \"af-packet\", \"tap\", \"memif\" or \"vhost-user\""
                         ),
                     );
                 }
@@ -898,8 +985,20 @@ impl Config {
                 ("role", r.role.as_ref().map(|v| v.span())),
                 ("buffer-size", r.buffer_size.as_ref().map(|v| v.span())),
             ];
-            if !matches!(driver, Driver::Memif(_))
-                && let Some((k, Some(span))) = memif_keys.into_iter().find(|(_, s)| s.is_some())
+            // vhost-user takes the socket and the receive mode of these.
+            let takes = |k: &str| match driver {
+                Driver::Memif(_) => true,
+                Driver::VhostUser(_) => matches!(k, "socket" | "rx-mode"),
+                _ => false,
+            };
+            let mode = match driver {
+                Driver::VhostUser(_) => None,
+                _ => r.mode.as_ref().map(|v| ("mode", Some(v.span()))),
+            };
+            if let Some((k, Some(span))) = memif_keys
+                .into_iter()
+                .find(|(k, s)| s.is_some() && !takes(k))
+                .or(mode)
             {
                 return c.err(
                     span,
@@ -910,6 +1009,8 @@ impl Config {
             if driver.kernel().is_none() {
                 let (queues, ring_size) = match driver {
                     Driver::Memif(_) => (None, None),
+                    // The guest sizes its rings.
+                    Driver::VhostUser(_) => (None, r.ring_size.as_ref().map(|v| v.span())),
                     _ => (
                         r.queues.as_ref().map(|v| v.span()),
                         r.ring_size.as_ref().map(|v| v.span()),

@@ -172,6 +172,20 @@ impl GuestMemory {
         (len <= p.left).then_some((p.map, p.off))
     }
 
+    /// `len` bytes at guest-physical `gpa`, if they lie inside one
+    /// region: the region's index and the offset in its mapping (one
+    /// lookup for a buffer, kept while a burst works on it).
+    #[inline(always)]
+    pub(crate) fn locate_index(&self, gpa: u64, len: u64) -> Option<(u32, usize)> {
+        for (i, r) in self.regions.iter().enumerate() {
+            let d = gpa.wrapping_sub(r.gpa);
+            if d < r.size {
+                return (len <= r.size - d).then_some((i as u32, r.start + d as usize));
+            }
+        }
+        None
+    }
+
     /// `len` bytes at front-end user address `addr`, if they lie inside
     /// one region (where the rings must be): the region's index and the
     /// offset in its mapping.

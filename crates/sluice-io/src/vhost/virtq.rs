@@ -168,19 +168,34 @@ impl SplitRing {
         self.map(self.avail).read::<u16>(off).unwrap_or(u16::MAX)
     }
 
-    /// Starts loading available-ring slot `i`.
-    #[inline(always)]
-    pub(crate) fn prefetch_avail(&self, i: u16) {
-        let off = self.avail.off + 4 + 2 * (i & self.mask()) as usize;
-        self.map(self.avail).prefetch(off);
-    }
-
     /// Descriptor `i` of the table (`i` checked by the caller).
     #[inline(always)]
     fn desc(&self, i: u16) -> VirtqDesc {
         self.map(self.desc)
             .read(self.desc.off + 16 * i as usize)
             .unwrap_or_default()
+    }
+
+    /// Starts loading the descriptor of chain head `head`.
+    #[inline(always)]
+    pub(crate) fn prefetch_desc(&self, head: u16) {
+        self.map(self.desc)
+            .prefetch(self.desc.off + 16 * (head & self.mask()) as usize);
+    }
+
+    /// The one buffer of the chain at `head` as (guest address, length),
+    /// when the chain is exactly one descriptor the device may `writable`
+    /// or read (no `NEXT`, no `INDIRECT`): the common case the fast paths
+    /// take. `None` for a head past the ring or any other chain, which
+    /// [`Self::chain`] then follows and checks.
+    #[inline(always)]
+    pub(crate) fn single(&self, head: u16, writable: bool) -> Option<(u64, u32)> {
+        if head > self.mask() {
+            return None;
+        }
+        let d = self.desc(head);
+        let want = if writable { DESC_F_WRITE } else { 0 };
+        (d.flags == want).then_some((d.addr, d.len))
     }
 
     /// The `used.idx` in memory (where a ring starts from after a
