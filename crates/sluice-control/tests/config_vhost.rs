@@ -30,7 +30,7 @@ fn vhost_user_keys_are_read_with_their_defaults() {
         other => panic!("not vhost-user: {other:?}"),
     }
     let c = Config::parse(&format!(
-        "{BASE}socket = \"/run/vm0.sock\"\nmode = \"client\"\nqueues = 4\nrx-mode = \"interrupt\"\n"
+        "{BASE}socket = \"/run/vm0.sock\"\nrole = \"client\"\nqueues = 4\nrx-mode = \"interrupt\"\n"
     ))
     .unwrap();
     match &c.interfaces[0].driver {
@@ -60,7 +60,7 @@ fn bad_vhost_user_values_are_refused_with_line_and_key() {
         "interface[0].socket",
     );
     let s = format!("{BASE}socket = \"/run/vm0.sock\"\n");
-    let e = refused(&format!("{s}mode = \"listen\"\n"), 5, "interface[0].mode");
+    let e = refused(&format!("{s}role = \"listen\"\n"), 5, "interface[0].role");
     assert!(e.contains("\"server\""), "{e}");
     refused(&format!("{s}queues = 0\n"), 5, "interface[0].queues");
     refused(&format!("{s}queues = 129\n"), 5, "interface[0].queues");
@@ -73,20 +73,19 @@ fn bad_vhost_user_values_are_refused_with_line_and_key() {
     for k in [
         "id = 1",
         "secret = \"x\"",
-        "role = \"client\"",
         "buffer-size = 2048",
         "ring-size = 256",
     ] {
         let e = refused(&format!("{s}{k}\n"), 5, "interface[0].");
         assert!(e.contains("a vhost-user interface takes no"), "{k}: {e}");
     }
-    // `mode` is vhost-user's only.
+    // `role` is memif's and vhost-user's only.
     let e = refused(
-        "[[interface]]\nname = \"m0\"\ndriver = \"memif\"\nsocket = \"/run/m.sock\"\nmode = \"client\"\n",
-        5,
-        "interface[0].mode",
+        "[[interface]]\nname = \"s0\"\ndriver = \"sink\"\nrole = \"client\"\n",
+        4,
+        "interface[0].role",
     );
-    assert!(e.contains("a memif interface takes no `mode`"), "{e}");
+    assert!(e.contains("a sink interface takes no `role`"), "{e}");
 }
 
 #[test]
@@ -94,7 +93,7 @@ fn vhost_user_interfaces_are_written_back_as_read() {
     for src in [
         format!("{BASE}socket = \"/run/vm0.sock\"\n"),
         format!(
-            "{BASE}socket = \"/run/vm0.sock\"\nmode = \"client\"\nqueues = 2\nrx-mode = \"interrupt\"\n"
+            "{BASE}socket = \"/run/vm0.sock\"\nrole = \"client\"\nqueues = 2\nrx-mode = \"interrupt\"\n"
         ),
     ] {
         let first = Config::parse(&src).unwrap();

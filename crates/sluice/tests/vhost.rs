@@ -3,7 +3,7 @@
 //! - two DPDK `net_virtio_user` ports in one testpmd, cross-connected
 //!   through Sluice at L2, testpmd forwarding back (io mode), so a first
 //!   burst circulates until stopped; one port with Sluice listening, the
-//!   other with Sluice connecting (`mode = "client"`, testpmd `server=1`);
+//!   other with Sluice connecting (`role = "client"`, testpmd `server=1`);
 //! - a QEMU guest with the stock virtio-net driver (see `vm.rs`).
 
 #[path = "vhost/vm.rs"]
@@ -100,7 +100,7 @@ fn two_virtio_user_ports_cross_connected_through_sluice() {
         &cfg,
         format!(
             "[[interface]]\nname = \"vm0\"\ndriver = \"vhost-user\"\nsocket = \"{}\"\n\n\
-             [[interface]]\nname = \"vm1\"\ndriver = \"vhost-user\"\nsocket = \"{}\"\nmode = \"client\"\n\n\
+             [[interface]]\nname = \"vm1\"\ndriver = \"vhost-user\"\nsocket = \"{}\"\nrole = \"client\"\n\n\
              [[xconnect]]\nfrom = \"vm0\"\nto = \"vm1\"\n\n[[xconnect]]\nfrom = \"vm1\"\nto = \"vm0\"\n",
             a.display(),
             b.display()

@@ -91,8 +91,6 @@ struct OutInterface {
     role: Option<&'static str>,
     #[serde(skip_serializing_if = "Option::is_none")]
     buffer_size: Option<u32>,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    mode: Option<&'static str>,
 }
 
 /// A number, or a string for ranges and words (`"64-1500"`, `"imix"`).
@@ -449,7 +447,7 @@ impl Config {
             }
             Driver::VhostUser(v) => {
                 out.socket = Some(v.socket.clone());
-                out.mode = v.client.then_some("client");
+                out.role = v.client.then_some("client");
                 out.queues = (v.queues != 1).then_some(v.queues);
                 out.rx_mode = v.interrupt.then_some("interrupt");
             }
@@ -543,7 +541,7 @@ buffer-size = 1024
 name = "vm0"
 driver = "vhost-user"
 socket = "/run/vm0.sock"
-mode = "client"
+role = "client"
 queues = 2
 rx-mode = "interrupt"
 [[interface]]

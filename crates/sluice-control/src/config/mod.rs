@@ -144,7 +144,7 @@ pub struct VhostUser {
     /// The socket file.
     pub socket: String,
     /// Sluice connects to the front end (and reconnects whenever the
-    /// link drops) instead of listening (`mode = "client"`).
+    /// link drops) instead of listening (`role = "client"`).
     pub client: bool,
     /// Queue pairs offered, spread over the workers.
     pub queues: u32,
@@ -286,7 +286,6 @@ struct RawInterface {
     role: Option<Spanned<String>>,
     buffer_size: Option<Spanned<i64>>,
     state: Option<Spanned<String>>,
-    mode: Option<Spanned<String>>,
 }
 
 #[derive(Deserialize)]
@@ -670,7 +669,7 @@ fn memif(
     })
 }
 
-/// A `vhost-user` interface's socket, mode, queues and receive mode.
+/// A `vhost-user` interface's socket, role, queues and receive mode.
 fn vhost_user(
     c: &Checker<'_>,
     r: &RawInterface,
@@ -700,13 +699,13 @@ fn vhost_user(
             );
         }
     };
-    let client = match r.mode.as_ref().map(|m| (m, m.get_ref().as_str())) {
+    let client = match r.role.as_ref().map(|m| (m, m.get_ref().as_str())) {
         None | Some((_, "server")) => false,
         Some((_, "client")) => true,
         Some((m, other)) => {
             return c.err(
                 m.span(),
-                key("mode"),
+                key("role"),
                 format!(
                     "`{other}`: use \"server\" (Sluice listens) or \"client\" (Sluice connects)"
                 ),
@@ -985,20 +984,15 @@ impl Config {
                 ("role", r.role.as_ref().map(|v| v.span())),
                 ("buffer-size", r.buffer_size.as_ref().map(|v| v.span())),
             ];
-            // vhost-user takes the socket and the receive mode of these.
+            // vhost-user takes the socket, role and receive mode of these.
             let takes = |k: &str| match driver {
                 Driver::Memif(_) => true,
-                Driver::VhostUser(_) => matches!(k, "socket" | "rx-mode"),
+                Driver::VhostUser(_) => matches!(k, "socket" | "rx-mode" | "role"),
                 _ => false,
-            };
-            let mode = match driver {
-                Driver::VhostUser(_) => None,
-                _ => r.mode.as_ref().map(|v| ("mode", Some(v.span()))),
             };
             if let Some((k, Some(span))) = memif_keys
                 .into_iter()
                 .find(|(k, s)| s.is_some() && !takes(k))
-                .or(mode)
             {
                 return c.err(
                     span,
