@@ -9,7 +9,7 @@
 //!   worker by [`Router`];
 //! - [`host`]: the packets a router sends as a host (ICMP, ARP, ND);
 //! - [`acl`]: access lists; [`conntrack`]: connection tracking and the
-//!   stateful firewall.
+//!   stateful firewall; [`ids`]: intrusion detection.
 //!
 //! ```text
 //! <if>-input → ethernet-input → ipN-input → ipN-lookup → ipN-rewrite → <if>-output
@@ -28,6 +28,7 @@ pub mod conntrack;
 pub mod ethernet;
 pub mod fib;
 pub mod host;
+pub mod ids;
 pub mod ip;
 pub mod ip4;
 pub mod ip6;
@@ -40,6 +41,7 @@ pub use addr::IfAddrs;
 pub use conntrack::{ConnTrack, ConnTrackNode, CtConfig};
 pub use ethernet::EthernetInput;
 pub use fib::{Fib, FibConfig, Path, Prefix, Route};
+pub use ids::{IdsNode, RuleSet};
 pub use router::Router;
 
 /// The names of every node this crate makes, so that nothing else (an
@@ -67,6 +69,7 @@ pub const NODE_NAMES: &[&str] = &[
     l2::AGE,
     conntrack::IP4_NAME,
     conntrack::IP6_NAME,
+    ids::IP4_NAME,
 ];
 pub use l2::{
     BridgeDomain, BridgePort, L2Config, L2ConfigError, L2State, StaticMac, VlanRewrite, XConnect,
