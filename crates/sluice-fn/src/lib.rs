@@ -9,7 +9,7 @@
 //!   worker by [`Router`];
 //! - [`host`]: the packets a router sends as a host (ICMP, ARP, ND);
 //! - [`acl`]: access lists; [`conntrack`]: connection tracking and the
-//!   stateful firewall; [`ids`]: intrusion detection.
+//!   stateful firewall; [`ids`]: intrusion detection; [`nat`]: NAT44.
 //!
 //! ```text
 //! <if>-input → ethernet-input → ipN-input → ipN-lookup → ipN-rewrite → <if>-output
@@ -33,6 +33,7 @@ pub mod ip;
 pub mod ip4;
 pub mod ip6;
 pub mod l2;
+pub mod nat;
 mod outputs;
 pub mod router;
 
@@ -42,6 +43,7 @@ pub use conntrack::{ConnTrack, ConnTrackNode, CtConfig};
 pub use ethernet::EthernetInput;
 pub use fib::{Fib, FibConfig, Path, Prefix, Route};
 pub use ids::{IdsNode, RuleSet};
+pub use nat::{NatConfig, NatNode};
 pub use router::Router;
 
 /// The names of every node this crate makes, so that nothing else (an
@@ -70,6 +72,7 @@ pub const NODE_NAMES: &[&str] = &[
     conntrack::IP4_NAME,
     conntrack::IP6_NAME,
     ids::IP4_NAME,
+    nat::IP4_NAME,
 ];
 pub use l2::{
     BridgeDomain, BridgePort, L2Config, L2ConfigError, L2State, StaticMac, VlanRewrite, XConnect,
