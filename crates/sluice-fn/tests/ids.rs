@@ -438,6 +438,25 @@ fn detect_forwards_everything_and_alerts() {
 }
 
 #[test]
+fn a_jumbo_packet_is_scanned_across_its_buffers_and_fragments_pass_unscanned() {
+    let mut n = net(Mode::Prevent, 100);
+    // 3,000 bytes of payload over two 2 KiB buffers, the pattern across
+    // the seam (the payload starts 40 bytes into the packet).
+    let mut payload = vec![b'.'; 3000];
+    payload[2006..2010].copy_from_slice(b"\xde\xad\xbe\xef");
+    let jumbo = tcp_pkt(40000, 8080, &payload);
+    assert_eq!(n.send(&[jumbo]), 0);
+    assert_eq!(n.stats.by_sid(1004), 1);
+    // A non-first fragment has no ports to group by: forwarded, counted.
+    let mut frag = tcp_pkt(40000, 80, b"GET /etc/passwd");
+    frag[6..8].copy_from_slice(&100u16.to_be_bytes());
+    assert_eq!(n.send(&[frag]), 1);
+    assert_eq!(IdsStats::get(&n.stats.unscanned), 1);
+    assert_eq!(n.stats.by_sid(1001), 0);
+    n.finish();
+}
+
+#[test]
 fn prevent_drops_matches_only() {
     let mut n = net(Mode::Prevent, 100);
     assert_eq!(n.send(&traffic()), 3);
