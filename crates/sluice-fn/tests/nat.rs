@@ -532,3 +532,72 @@ fn a_configuration_that_cannot_work_is_refused() {
         Err(NatConfigError::PoolOverlap(y))
     );
 }
+
+// ---- the rewrite alone, against etherparse ----
+
+mod rewrite_property {
+    use super::*;
+    use proptest::prelude::*;
+    use sluice_fn::nat::rewrite::{End, rewrite};
+
+    fn packet(
+        kind: u8,
+        src: [u8; 4],
+        dst: [u8; 4],
+        sport: u16,
+        dport: u16,
+        data: &[u8],
+    ) -> Vec<u8> {
+        match kind {
+            0 => tcp(
+                src,
+                dst,
+                sport,
+                dport,
+                (sport.into(), dport.into()),
+                ACK | PSH,
+                data,
+            ),
+            1 => udp(src, dst, sport, dport, data),
+            _ => echo(src, dst, kind == 2, sport),
+        }
+    }
+
+    proptest! {
+        #[test]
+        fn checksums_stay_right_after_any_rewrite(
+            kind in 0u8..4,
+            src in any::<[u8; 4]>(),
+            dst in any::<[u8; 4]>(),
+            sport in any::<u16>(),
+            dport in any::<u16>(),
+            data in proptest::collection::vec(any::<u8>(), 0..64),
+            to_src in any::<bool>(),
+            addr in any::<u32>(),
+            port in prop_oneof![any::<u16>().prop_map(u32::from), Just(1u32 << 16)],
+        ) {
+            let mut p = packet(kind, src, dst, sport, dport, &data);
+            let before = seen(&p);
+            let end = if to_src { End::Src } else { End::Dst };
+            rewrite(&mut p, end, addr, port).unwrap();
+            // seen() recomputes every checksum.
+            let after = seen(&p);
+            let a = addr.to_be_bytes();
+            let echo = kind >= 2;
+            // An echo's identifier is its "port" on either end; ECHO
+            // (1 << 16) leaves it alone.
+            let new_port = |old: u16| u16::try_from(port).unwrap_or(old);
+            let want = if to_src {
+                Seen { src: a, sport: new_port(before.sport), ..before }
+            } else if echo {
+                Seen { dst: a, sport: new_port(before.sport), ..before }
+            } else {
+                Seen { dst: a, dport: new_port(before.dport), ..before }
+            };
+            prop_assert_eq!(after, want);
+            if !echo {
+                prop_assert_eq!(&p[p.len() - data.len()..], &data[..], "payload untouched");
+            }
+        }
+    }
+}

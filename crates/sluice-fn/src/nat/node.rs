@@ -140,21 +140,20 @@ impl NatNode {
         let free = |ct: &ConnTrack, pending: &HashSet<Tuple>, k: &Tuple| {
             ct.session(k).is_none() && !pending.contains(k)
         };
+        // From the outside only a static mapping opens anything: most
+        // packets (replies) need no look-up before tracking.
+        let dnat = if inside { None } else { self.tr.dnat(&p.key) };
+        if !inside && dnat.is_none() {
+            return (false, ReplyNat::NONE, false);
+        }
         if self.ct.session(&p.key).is_some() {
             // Only a SYN reopening a closed connection uses `allow` here.
-            return (
-                inside || self.tr.dnat(&p.key).is_some(),
-                ReplyNat::NONE,
-                false,
-            );
+            return (true, ReplyNat::NONE, false);
         }
         let (ct, pending) = (&self.ct, &self.pending);
-        let nat = if inside {
-            self.tr.snat(&p.key, |k| free(ct, pending, k))
-        } else {
-            self.tr
-                .dnat(&p.key)
-                .filter(|n| free(ct, pending, &n.reply_of(&p.key)))
+        let nat = match dnat {
+            None => self.tr.snat(&p.key, |k| free(ct, pending, k)),
+            Some(n) => Some(n).filter(|n| free(ct, pending, &n.reply_of(&p.key))),
         };
         match nat {
             Some(n) => {
