@@ -46,6 +46,10 @@ pub mod flags {
     pub const REPLIED: u8 = 1 << 1;
     /// On the embryonic lists.
     pub const EMBRYONIC: u8 = 1 << 2;
+    /// NAT changed the reply key ([`super::ReplyNat`]); kept here, in the
+    /// first cache line, so that matching a plain session never reads the
+    /// second.
+    pub const NAT: u8 = 1 << 3;
 }
 
 /// What kind of connection a session tracks, and where it stands.
@@ -156,7 +160,7 @@ impl Session {
     /// Whether direction `dir`'s key is `k`, without building the reply key.
     #[inline(always)]
     pub fn matches(&self, dir: usize, k: &Tuple) -> bool {
-        if dir == 1 && self.nat.side != NatSide::None {
+        if dir == 1 && self.flags & flags::NAT != 0 {
             return self.key(1) == *k;
         }
         let o = &self.orig;

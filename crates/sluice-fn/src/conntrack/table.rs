@@ -24,7 +24,7 @@ use thiserror::Error;
 
 use sluice_buf::table::prefetch;
 
-use super::session::{EMBRYONIC, List, NIL, ReplyNat, Session, ZONE, flags};
+use super::session::{EMBRYONIC, List, NIL, NatSide, ReplyNat, Session, ZONE, flags};
 use super::tuple::Tuple;
 use super::wheel::UNARMED;
 
@@ -333,7 +333,11 @@ impl ConnTable {
         *s = Session {
             orig: *orig,
             nat,
-            flags: flags::IN_USE,
+            flags: if nat.side == NatSide::None {
+                flags::IN_USE
+            } else {
+                flags::IN_USE | flags::NAT
+            },
             wheel_slot: UNARMED,
             ..Session::default()
         };
