@@ -574,17 +574,35 @@ proptest! {
         for (i, r) in rules.iter_mut().enumerate() {
             r.sid = i as u32 + 1;
         }
-        for engine in [Engine::Dfa, Engine::ContiguousNfa] {
-            let set = RuleSet::with_engine(rules.clone(), engine).unwrap();
-            for p in &payloads {
-                for &(proto, port) in &flows {
-                    for flow in [
-                        Flow { proto, sport: port, dport: 80 },
-                        Flow { proto, sport: 1000, dport: port },
-                    ] {
-                        prop_assert_eq!(sids(&set, flow, p), naive(&rules, flow, p));
-                    }
+        // Every payload with every flow: one packet at a time, and all
+        // as one vector (whose payloads share the automata's lanes).
+        let mut vector: Vec<(Flow, &[u8])> = Vec::new();
+        for p in &payloads {
+            for &(proto, port) in &flows {
+                for flow in [
+                    Flow { proto, sport: port, dport: 80 },
+                    Flow { proto, sport: 1000, dport: port },
+                ] {
+                    vector.push((flow, p));
                 }
+            }
+        }
+        for engine in [Engine::Dfa, Engine::ContiguousNfa, Engine::NoncontiguousNfa] {
+            let set = RuleSet::with_engine(rules.clone(), engine).unwrap();
+            for &(flow, p) in &vector {
+                prop_assert_eq!(sids(&set, flow, p), naive(&rules, flow, p));
+            }
+            let fl: Vec<Flow> = vector.iter().map(|v| v.0).collect();
+            let mut hits = Vec::new();
+            set.scan_vector(&fl, |i| vector[i].1, &mut set.scratch(), &mut hits);
+            for (i, &(flow, p)) in vector.iter().enumerate() {
+                let mut got: Vec<u32> = hits
+                    .iter()
+                    .filter(|h| h.0 as usize == i)
+                    .map(|h| set.rules()[h.1 as usize].sid)
+                    .collect();
+                got.sort_unstable();
+                prop_assert_eq!(got, naive(&rules, flow, p), "packet {} of the vector", i);
             }
         }
     }

@@ -14,43 +14,50 @@
 //! # The automaton, and why
 //!
 //! Aho-Corasick DFAs from the `aho-corasick` crate, one per port group,
-//! searched for every overlapping match (see [`set`]). Measured with
-//! `cargo bench -p sluice-fn --bench ids` (1,000 generated rules: words,
-//! web-attack URL and header fragments, random binary strings, mostly on
-//! TCP port 80, a tenth on any port; IMIX traffic of HTTP text, TLS-like
-//! random bytes, DNS-like queries, 305 payload bytes a packet on average,
-//! 2% carrying a rule's pattern; AMD EPYC, 2.6 GHz TSC, 2 vCPUs shared
-//! with other builds, load average 5.3–6.4; median of three runs of the
-//! per-vector median), cycles in `ip4-ids`:
+//! reporting every overlapping match (see [`set`]), walked by our own
+//! loop over four payloads of the vector at once. A DFA costs one table
+//! load a byte, but each load waits on the one before: one payload at a
+//! time the walk is bound by load latency (about 4–5 cycles a byte even
+//! with a DFA that fits in L1); four independent walks in step overlap
+//! their latencies. Measured with `cargo bench -p sluice-fn --bench ids`
+//! (1,000 generated rules: words, web-attack URL and header fragments,
+//! random binary strings, mostly on TCP port 80, a tenth on any port;
+//! IMIX traffic of HTTP text, TLS-like random bytes, DNS-like queries,
+//! 305 payload bytes a packet on average, 2% carrying a rule's pattern;
+//! AMD EPYC, 2.6 GHz TSC, 2 vCPUs shared with other builds, load average
+//! 1.9–2.6; median of three runs of the per-vector median), cycles in
+//! `ip4-ids`:
 //!
 //! | automata | memory | build | cycles/packet | cycles/payload byte |
 //! |---|---|---|---|---|
-//! | DFA, grouped by port (the default) | 15.5 MiB | 55 ms | 1,535 | 5.0 |
-//! | contiguous NFA, grouped | 1.4 MiB | 11 ms | 4,608 | 14.9 |
-//! | noncontiguous NFA, grouped | 2.6 MiB | 12 ms | 10,695 | 34.9 |
-//! | DFA, every rule on any port (one group) | 7.9 MiB | 16 ms | 1,522 | 5.0 |
+//! | DFA, grouped by port (the default) | 15.5 MiB | 22 ms | 491 | 1.59 |
+//! | contiguous NFA, grouped | 1.4 MiB | 5 ms | 4,777 | 15.4 |
+//! | noncontiguous NFA, grouped | 2.6 MiB | 4 ms | 4,210 | 13.6 |
+//! | DFA, every rule on any port (one group) | 7.9 MiB | 11 ms | 589 | 1.94 |
 //!
+//! The same rule set scanned one payload at a time costs 4.68 cycles a
+//! byte, 1.59 a vector at a time (rows `scan` and `scan_vector`). Eight
+//! lanes instead of four were slower (573 cycles a packet: registers
+//! spill, and IMIX's many short payloads keep the lanes refilling).
 //! Before the any-port rules were folded into each destination-port
-//! group a port-80 packet ran two automata: 2,372 cycles a packet. One
-//! group for everything costs the same here because the port-80 group
-//! holds three quarters of the rules anyway (its own and the any-port ones) (it also raises twice the alerts:
-//! without port groups a rule's port must be checked after the hit, and
-//! the bench's flat set has no ports left to check); grouping pays where
-//! rules spread over many ports, as they do for real.
+//! group a port-80 packet ran two automata: 2,372 cycles a packet then
+//! (one payload at a time, load 6), against 1,535 after. The NFAs follow
+//! failure links byte by byte and gain little from the lanes; the DFA's
+//! memory is the price of its speed, and the contiguous NFA the choice
+//! where 16 MiB a rule set is too much ([`Engine`]).
 //!
-//! Bare scans over the same payloads, one automaton, cycles a byte: at 1,000 patterns the DFA's overlapping
-//! search 5.7–9.5 (noisy), leftmost-first 7.9–9.3, the contiguous NFA
-//! 18–21, and the packed (Teddy) searcher declines to build (it serves
-//! small sets); at 64 patterns Teddy 1.06 and the leftmost-first DFA
-//! (with its prefilter) 1.14 against 3.9 for the overlapping DFA. Teddy
-//! and leftmost-first report no overlapping matches, so they could hide
-//! the occurrence a rule's offset/depth accepts behind one it refuses:
-//! they are a speed reference, not an option. (As a screen in front of
-//! the overlapping search they would be sound — leftmost-first finds a
-//! match whenever any pattern occurs — but at the hundreds of patterns a
-//! port group holds they are no faster.) The DFA's memory is the
-//! price; the contiguous NFA is the choice where 16 MiB a rule set is
-//! too much ([`Engine`]).
+//! The crate's own searches over the same payloads, one automaton,
+//! cycles a byte: at 1,000 patterns the DFA's overlapping iterator 5.2,
+//! leftmost-first 5.0, the contiguous NFA 12.3, and the packed (Teddy)
+//! searcher declines to build (it serves small sets); at 64 patterns
+//! Teddy 1.03 and the leftmost-first DFA (with its prefilter) 1.13
+//! against 3.9 for the overlapping DFA. Teddy and leftmost-first report
+//! no overlapping matches, so they could hide the occurrence a rule's
+//! offset/depth accepts behind one it refuses: a speed reference, not an
+//! option. (As a screen in front of the overlapping walk they would be
+//! sound — leftmost-first finds a match whenever any pattern occurs —
+//! but at the hundreds of patterns a port group holds they are no
+//! faster than the walk itself.)
 //!
 //! # Integration (not wired yet)
 //!

@@ -1,7 +1,8 @@
 //! `ip4-ids`: the intrusion detector on the IPv4 path.
 //!
-//! Per vector: every packet's protocol, ports and payload are read, each
-//! payload runs its groups' automata ([`RuleSet::scan`]), then every hit
+//! Per vector: every packet's protocol, ports and payload are read, the
+//! whole vector is scanned in one call ([`RuleSet::scan_vector`], which
+//! walks several payloads through an automaton at once), then every hit
 //! is counted against its rule and logged within the rate limit. In
 //! [`Mode::Detect`] every packet goes on; in [`Mode::Prevent`] a packet
 //! that matched any rule is dropped as `ids-drop`. Packets that cannot
@@ -15,8 +16,8 @@ use std::sync::Arc;
 use sluice_graph::{Cx, ErrorSpec, Frame, Next, Node, NodeSpec};
 
 use super::alert::{Alert, AlertLog, IdsStats, add};
-use super::payload::view4;
-use super::set::{RuleSet, Scratch};
+use super::payload::{View, view4};
+use super::set::{Flow, RuleSet, Scratch};
 use crate::host::RateLimiter;
 
 /// The usual name of the node.
@@ -70,9 +71,16 @@ pub struct IdsNode {
     log: Box<dyn AlertLog>,
     stats: Arc<IdsStats>,
     scratch: Scratch,
-    hits: Vec<u32>,
-    /// A chained packet's bytes, gathered to scan in one piece.
-    gather: Vec<u8>,
+    /// By packet of the vector: what `view4` read (`None`: unscanned).
+    views: Vec<Option<View>>,
+    /// By scanned packet: its flow, and its index in the vector.
+    flows: Vec<Flow>,
+    index: Vec<u32>,
+    /// (scanned packet, rule) of the vector's matches.
+    hits: Vec<(u32, u32)>,
+    /// By packet of the vector: a chained packet's bytes, gathered to scan
+    /// in one piece.
+    gather: Vec<Vec<u8>>,
 }
 
 impl IdsNode {
@@ -95,6 +103,9 @@ impl IdsNode {
             mode: config.mode,
             limit: RateLimiter::new(config.log_per_second, config.log_burst, hz),
             log,
+            views: Vec::with_capacity(sluice_graph::FRAME_SIZE),
+            flows: Vec::with_capacity(sluice_graph::FRAME_SIZE),
+            index: Vec::with_capacity(sluice_graph::FRAME_SIZE),
             hits: Vec::new(),
             gather: Vec::new(),
         }
@@ -112,37 +123,54 @@ impl Node for IdsNode {
     }
 
     fn process(&mut self, cx: &mut Cx<'_>, input: &mut Frame, out: &mut Next<'_>) {
-        let (mut scanned, mut bytes, mut unscanned) = (0u64, 0u64, 0u64);
+        let (mut bytes, mut unscanned) = (0u64, 0u64);
         let (mut alerts, mut logged, mut suppressed) = (0u64, 0u64, 0u64);
-        for pkt in input.drain(..) {
-            let first = pkt.data();
-            let view = match view4(first, pkt.total_len()) {
-                Ok(v) => v,
-                Err(_) => {
-                    unscanned += 1;
-                    out.send(0, pkt);
-                    continue;
+        // Read every packet first, then scan the vector in one call.
+        self.views.clear();
+        self.flows.clear();
+        self.index.clear();
+        for (k, pkt) in input.iter().enumerate() {
+            let view = view4(pkt.data(), pkt.total_len()).ok();
+            match view {
+                Some(v) => {
+                    if pkt.is_chained() {
+                        if self.gather.len() <= k {
+                            self.gather.resize_with(k + 1, Vec::new);
+                        }
+                        self.gather[k].clear();
+                        pkt.copy_to(&mut self.gather[k]);
+                    }
+                    bytes += (v.end - v.start) as u64;
+                    self.flows.push(v.flow);
+                    self.index.push(k as u32);
                 }
-            };
-            let whole = if pkt.is_chained() {
-                self.gather.clear();
-                pkt.copy_to(&mut self.gather);
-                &self.gather[..]
-            } else {
-                first
-            };
-            let payload = whole.get(view.start..view.end).unwrap_or(&[]);
-            scanned += 1;
-            bytes += payload.len() as u64;
-            self.hits.clear();
-            self.set
-                .scan(view.flow, payload, &mut self.scratch, &mut self.hits);
-            if self.hits.is_empty() {
-                out.send(0, pkt);
-                continue;
+                None => unscanned += 1,
             }
-            let dropped = self.mode == Mode::Prevent;
-            for &r in &self.hits {
+            self.views.push(view);
+        }
+        let (views, index, gather, frame) = (&self.views, &self.index, &self.gather, &*input);
+        let payload = |j: usize| -> &[u8] {
+            let k = index[j] as usize;
+            let Some(v) = views[k] else { return &[] };
+            let whole = if frame[k].is_chained() {
+                &gather[k][..]
+            } else {
+                frame[k].data()
+            };
+            whole.get(v.start..v.end).unwrap_or(&[])
+        };
+        self.set
+            .scan_vector(&self.flows, payload, &mut self.scratch, &mut self.hits);
+        let dropped = self.mode == Mode::Prevent;
+        let mut h = 0;
+        for (k, pkt) in input.drain(..).enumerate() {
+            let mut matched = false;
+            while let Some(&(j, r)) = self.hits.get(h) {
+                if self.index[j as usize] as usize != k {
+                    break;
+                }
+                h += 1;
+                matched = true;
                 alerts += 1;
                 add(&self.stats.per_rule[r as usize], 1);
                 if !self.limit.allow(cx.now) {
@@ -150,7 +178,9 @@ impl Node for IdsNode {
                     continue;
                 }
                 logged += 1;
-                let rule = &self.set.rules()[r as usize];
+                let (Some(view), rule) = (self.views[k], &self.set.rules()[r as usize]) else {
+                    continue;
+                };
                 self.log.log(&Alert {
                     sid: rule.sid,
                     rev: rule.rev,
@@ -162,14 +192,14 @@ impl Node for IdsNode {
                     worker: cx.worker,
                 });
             }
-            if dropped {
+            if matched && dropped {
                 out.drop(pkt, DROP);
             } else {
                 out.send(0, pkt);
             }
         }
         let s = &self.stats;
-        add(&s.scanned, scanned);
+        add(&s.scanned, self.flows.len() as u64);
         add(&s.bytes, bytes);
         add(&s.unscanned, unscanned);
         add(&s.alerts, alerts);

@@ -22,8 +22,15 @@
 //! case-sensitive patterns checked byte for byte at the hit. A hit then
 //! checks the content's offset/depth, the rule's ports, and its other
 //! contents by a plain scan of their windows.
+//!
+//! A vector is scanned together ([`RuleSet::scan_vector`]): its packets
+//! sorted by automaton, and each automaton walked over [`LANES`]
+//! payloads at once by our own loop (the crate's automata through its
+//! `Automaton` trait, without prefilters), so that the table loads of
+//! different payloads overlap.
 
-use aho_corasick::{AhoCorasick, AhoCorasickBuilder, AhoCorasickKind, Input, MatchKind};
+use aho_corasick::automaton::{Automaton, StateID};
+use aho_corasick::{Anchored, MatchKind, dfa, nfa};
 use thiserror::Error;
 
 use super::rule::{Ports, Proto, Rule};
@@ -41,24 +48,15 @@ pub enum Engine {
     NoncontiguousNfa,
 }
 
-impl Engine {
-    fn kind(self) -> AhoCorasickKind {
-        match self {
-            Engine::Dfa => AhoCorasickKind::DFA,
-            Engine::ContiguousNfa => AhoCorasickKind::ContiguousNFA,
-            Engine::NoncontiguousNfa => AhoCorasickKind::NoncontiguousNFA,
-        }
-    }
-}
-
 /// Why a rule set cannot be built.
 #[derive(Debug, Error)]
 pub enum SetError {
     /// Two rules with one sid.
     #[error("sid {0} used twice")]
     DuplicateSid(u32),
-    /// A rule without content (the parser never makes one).
-    #[error("rule sid {0} has no content")]
+    /// A rule without content, or with an empty one (the parser never
+    /// makes either).
+    #[error("rule sid {0} has no content or an empty one")]
     NoContent(u32),
     /// Ports on a rule for ICMP or any IP protocol.
     #[error("rule sid {0}: icmp and ip rules take no ports")]
@@ -105,9 +103,26 @@ fn port_key(slot: usize, dst: bool, port: u16) -> u32 {
     ((slot as u32) << 17) | if dst { DST } else { 0 } | u32::from(port)
 }
 
+/// A group's automaton, of the kind the set was built with.
+enum Aut {
+    Dfa(dfa::DFA),
+    Contiguous(nfa::contiguous::NFA),
+    Noncontiguous(nfa::noncontiguous::NFA),
+}
+
+impl Aut {
+    fn memory_usage(&self) -> usize {
+        match self {
+            Aut::Dfa(a) => a.memory_usage(),
+            Aut::Contiguous(a) => a.memory_usage(),
+            Aut::Noncontiguous(a) => a.memory_usage(),
+        }
+    }
+}
+
 struct Group {
     name: String,
-    ac: AhoCorasick,
+    aut: Aut,
     /// By pattern id: the (rule, content) pairs with that fast pattern.
     targets: Vec<Vec<(u32, u16)>>,
     /// No rule of the group can match past this payload offset.
@@ -133,12 +148,14 @@ impl std::fmt::Debug for RuleSet {
     }
 }
 
-/// Per-worker scratch of [`RuleSet::scan`]: which rules already fired
-/// for the packet at hand, without clearing an array per packet.
+/// Per-worker scratch of [`RuleSet::scan_vector`], kept to spare an
+/// allocation per vector.
 #[derive(Debug, Default)]
 pub struct Scratch {
-    stamp: u32,
-    seen: Vec<u32>,
+    /// (group, packet): which automaton each packet runs.
+    jobs: Vec<(u32, u32)>,
+    /// (packet, pattern, end) of every automaton match of one group.
+    raw: Vec<(u32, u32, u32)>,
 }
 
 impl RuleSet {
@@ -157,7 +174,7 @@ impl RuleSet {
             if !sids.insert(r.sid) {
                 return Err(SetError::DuplicateSid(r.sid));
             }
-            if r.contents.is_empty() {
+            if r.contents.is_empty() || r.contents.iter().any(|c| c.bytes.is_empty()) {
                 return Err(SetError::NoContent(r.sid));
             }
             if matches!(r.proto, Proto::Icmp | Proto::Ip)
@@ -231,88 +248,218 @@ impl RuleSet {
 
     /// Heap bytes the automata take.
     pub fn memory_usage(&self) -> usize {
-        self.groups.iter().map(|g| g.ac.memory_usage()).sum()
+        self.groups.iter().map(|g| g.aut.memory_usage()).sum()
     }
 
-    /// A scratch sized for this set.
+    /// A scratch for this set's scans.
     pub fn scratch(&self) -> Scratch {
-        Scratch {
-            stamp: 0,
-            seen: vec![0; self.rules.len()],
-        }
+        Scratch::default()
     }
 
-    fn port_group(&self, slot: usize, dst: bool, port: u16) -> Option<&Group> {
-        let key = port_key(slot, dst, port);
-        self.ports
-            .binary_search_by_key(&key, |&(k, _)| k)
-            .ok()
-            .map(|i| &self.groups[self.ports[i].1 as usize])
+    /// The automata a packet of `flow` runs: its destination port's
+    /// group (which holds the any-port rules) or else its protocol's
+    /// any-port group, and its source port's group if there is one.
+    fn groups_of(&self, flow: Flow) -> [Option<u32>; 2] {
+        let slot = proto_slot(flow.proto);
+        let ported = slot < 2;
+        let key = |dst, port| {
+            let key = port_key(slot, dst, port);
+            self.ports
+                .binary_search_by_key(&key, |&(k, _)| k)
+                .ok()
+                .map(|i| self.ports[i].1)
+        };
+        let main = match ported.then(|| key(true, flow.dport)) {
+            Some(Some(g)) => Some(g),
+            _ => self.any[slot],
+        };
+        [main, if ported { key(false, flow.sport) } else { None }]
+    }
+
+    /// Scans a vector: packet `i` of `flows[i]` with payload `payload(i)`.
+    /// `hits` is filled with every (packet, rule index) that matches, each
+    /// once, sorted.
+    ///
+    /// Packets are sorted by automaton, and each automaton walks
+    /// [`LANES`] payloads at once: a DFA's walk is a chain of dependent
+    /// table loads, one a byte, so a single payload waits on each load's
+    /// latency while interleaved ones overlap theirs (bench `ids`: 1.6
+    /// cycles a byte against 4.7 one payload at a time).
+    pub fn scan_vector<'a>(
+        &self,
+        flows: &[Flow],
+        payload: impl Fn(usize) -> &'a [u8],
+        scratch: &mut Scratch,
+        hits: &mut Vec<(u32, u32)>,
+    ) {
+        hits.clear();
+        scratch.jobs.clear();
+        for (i, &f) in flows.iter().enumerate() {
+            for g in self.groups_of(f).into_iter().flatten() {
+                scratch.jobs.push((g, i as u32));
+            }
+        }
+        scratch.jobs.sort_unstable();
+        let mut at = 0;
+        while at < scratch.jobs.len() {
+            let g = scratch.jobs[at].0;
+            let run = scratch.jobs[at..]
+                .iter()
+                .take_while(|&&(h, _)| h == g)
+                .count();
+            let group = &self.groups[g as usize];
+            let pkts = scratch.jobs[at..at + run].iter().map(|&(_, p)| p);
+            let hay = |p: u32| {
+                let b = payload(p as usize);
+                &b[..b.len().min(group.max_end)]
+            };
+            scratch.raw.clear();
+            match &group.aut {
+                Aut::Dfa(a) => walk(a, pkts, hay, &mut scratch.raw),
+                Aut::Contiguous(a) => walk(a, pkts, hay, &mut scratch.raw),
+                Aut::Noncontiguous(a) => walk(a, pkts, hay, &mut scratch.raw),
+            }
+            for &(p, pattern, end) in &scratch.raw {
+                let pl = payload(p as usize);
+                let flow = flows[p as usize];
+                for &(r, c) in &group.targets[pattern as usize] {
+                    if self.confirms(r, c, flow, pl, end as usize) {
+                        hits.push((p, r));
+                    }
+                }
+            }
+            at += run;
+        }
+        hits.sort_unstable();
+        hits.dedup();
     }
 
     /// Appends to `hits` the index of every rule that matches `payload`
-    /// of a packet of `flow`, each once, in no particular order.
+    /// of a packet of `flow`, each once, sorted (a vector of one).
     pub fn scan(&self, flow: Flow, payload: &[u8], scratch: &mut Scratch, hits: &mut Vec<u32>) {
-        if scratch.seen.len() != self.rules.len() {
-            *scratch = self.scratch();
-        }
-        scratch.stamp = scratch.stamp.wrapping_add(1);
-        if scratch.stamp == 0 {
-            // Wrapped: old stamps could collide with new ones.
-            scratch.seen.fill(0);
-            scratch.stamp = 1;
-        }
-        let slot = proto_slot(flow.proto);
-        let ported = slot < 2;
-        // The destination port's group holds the any-port rules too.
-        let main = match ported.then(|| self.port_group(slot, true, flow.dport)) {
-            Some(Some(g)) => Some(g),
-            _ => self.any[slot].map(|g| &self.groups[g as usize]),
-        };
-        if let Some(g) = main {
-            self.run(g, flow, payload, scratch, hits);
-        }
-        if ported && let Some(g) = self.port_group(slot, false, flow.sport) {
-            self.run(g, flow, payload, scratch, hits);
-        }
+        let mut pairs = Vec::new();
+        self.scan_vector(&[flow], |_| payload, scratch, &mut pairs);
+        hits.extend(pairs.iter().map(|&(_, r)| r));
     }
 
+    /// Whether the automaton's match of rule `r`'s content `c` ending at
+    /// `end` of `payload` makes the rule match.
     #[inline]
-    fn run(
-        &self,
-        g: &Group,
-        flow: Flow,
-        payload: &[u8],
-        scratch: &mut Scratch,
-        hits: &mut Vec<u32>,
-    ) {
-        let hay = &payload[..payload.len().min(g.max_end)];
-        // Standard match semantics (set at build) make the overlapping
-        // search infallible.
-        for m in g.ac.find_overlapping_iter(Input::new(hay)) {
-            for &(r, c) in &g.targets[m.pattern().as_usize()] {
-                if scratch.seen[r as usize] == scratch.stamp {
-                    continue;
-                }
-                let rule = &self.rules[r as usize];
-                let content = &rule.contents[usize::from(c)];
-                if !content.placed(m.start())
-                    || !content.equals_at(hay, m.start())
-                    || !rule.sport.contains(flow.sport)
-                    || !rule.dport.contains(flow.dport)
-                {
-                    continue;
-                }
-                let others = rule
-                    .contents
-                    .iter()
-                    .enumerate()
-                    .all(|(j, o)| j == usize::from(c) || o.found_in(payload));
-                if others {
-                    scratch.seen[r as usize] = scratch.stamp;
-                    hits.push(r);
+    fn confirms(&self, r: u32, c: u16, flow: Flow, payload: &[u8], end: usize) -> bool {
+        let rule = &self.rules[r as usize];
+        let content = &rule.contents[usize::from(c)];
+        let Some(start) = end.checked_sub(content.bytes.len()) else {
+            return false;
+        };
+        content.placed(start)
+            && content.equals_at(payload, start)
+            && rule.sport.contains(flow.sport)
+            && rule.dport.contains(flow.dport)
+            && rule
+                .contents
+                .iter()
+                .enumerate()
+                .all(|(j, o)| j == usize::from(c) || o.found_in(payload))
+    }
+}
+
+/// Payloads an automaton walks at once.
+pub const LANES: usize = 4;
+
+/// One payload in a lane of [`walk`].
+#[derive(Clone, Copy)]
+struct Lane<'a> {
+    /// What is left to walk.
+    hay: &'a [u8],
+    /// Offset of `hay[0]` in the payload.
+    off: usize,
+    pkt: u32,
+    sid: StateID,
+}
+
+/// Records the matches of state `sid` reached at payload offset `end`.
+#[cold]
+#[inline(never)]
+fn report<A: Automaton>(
+    aut: &A,
+    sid: StateID,
+    pkt: u32,
+    end: usize,
+    raw: &mut Vec<(u32, u32, u32)>,
+) {
+    // Unanchored with Standard semantics the walk never dies; the only
+    // special states (no prefilter) are match states.
+    if aut.is_match(sid) {
+        for k in 0..aut.match_len(sid) {
+            raw.push((pkt, aut.match_pattern(sid, k).as_u32(), end as u32));
+        }
+    }
+}
+
+/// Walks `aut` over the payload `hay(p)` of every packet `p` of `pkts`,
+/// [`LANES`] at a time, and records every match (overlaps included) as
+/// (packet, pattern, end).
+fn walk<'a, A: Automaton>(
+    aut: &A,
+    mut pkts: impl Iterator<Item = u32>,
+    hay: impl Fn(u32) -> &'a [u8],
+    raw: &mut Vec<(u32, u32, u32)>,
+) {
+    // Built unanchored, so this cannot fail; no start state, no walk.
+    let Ok(start) = aut.start_state(Anchored::No) else {
+        return;
+    };
+    let idle = Lane {
+        hay: &[],
+        off: 0,
+        pkt: 0,
+        sid: start,
+    };
+    let mut lanes = [idle; LANES];
+    loop {
+        for lane in &mut lanes {
+            while lane.hay.is_empty() {
+                let Some(p) = pkts.next() else { break };
+                *lane = Lane {
+                    hay: hay(p),
+                    off: 0,
+                    pkt: p,
+                    sid: start,
+                };
+            }
+        }
+        let m = lanes.iter().map(|l| l.hay.len()).min().unwrap_or(0);
+        if m == 0 {
+            // A lane ran dry for good: walk the others' rest one by one.
+            for l in &mut lanes {
+                for (i, &b) in l.hay.iter().enumerate() {
+                    l.sid = aut.next_state(Anchored::No, l.sid, b);
+                    if aut.is_special(l.sid) {
+                        report(aut, l.sid, l.pkt, l.off + i + 1, raw);
+                    }
                 }
             }
+            return;
+        }
+        // The lockstep part: LANES independent chains of loads.
+        let hays: [&[u8]; LANES] = std::array::from_fn(|l| &lanes[l].hay[..m]);
+        let mut sids: [StateID; LANES] = std::array::from_fn(|l| lanes[l].sid);
+        // One index walks every lane's bytes in step.
+        #[allow(clippy::needless_range_loop)]
+        for i in 0..m {
+            for l in 0..LANES {
+                sids[l] = aut.next_state(Anchored::No, sids[l], hays[l][i]);
+            }
+            for l in 0..LANES {
+                if aut.is_special(sids[l]) {
+                    report(aut, sids[l], lanes[l].pkt, lanes[l].off + i + 1, raw);
+                }
+            }
+        }
+        for (l, sid) in lanes.iter_mut().zip(sids) {
+            l.sid = sid;
+            l.hay = &l.hay[m..];
+            l.off += m;
         }
     }
 }
@@ -353,18 +500,41 @@ fn build_group(
             None => usize::MAX,
         });
     }
-    let ac = AhoCorasickBuilder::new()
-        .match_kind(MatchKind::Standard)
-        .ascii_case_insensitive(nocase)
-        .kind(Some(engine.kind()))
-        .build(&patterns)
-        .map_err(|source| SetError::Build {
-            group: name.clone(),
-            source,
-        })?;
+    let err = |source| SetError::Build {
+        group: name.clone(),
+        source,
+    };
+    // No prefilter: it would make start states special, and [`walk`]
+    // treats every special state as a match.
+    let aut = match engine {
+        Engine::Dfa => Aut::Dfa(
+            dfa::DFA::builder()
+                .match_kind(MatchKind::Standard)
+                .ascii_case_insensitive(nocase)
+                .prefilter(false)
+                .build(&patterns)
+                .map_err(err)?,
+        ),
+        Engine::ContiguousNfa => Aut::Contiguous(
+            nfa::contiguous::NFA::builder()
+                .match_kind(MatchKind::Standard)
+                .ascii_case_insensitive(nocase)
+                .prefilter(false)
+                .build(&patterns)
+                .map_err(err)?,
+        ),
+        Engine::NoncontiguousNfa => Aut::Noncontiguous(
+            nfa::noncontiguous::NFA::builder()
+                .match_kind(MatchKind::Standard)
+                .ascii_case_insensitive(nocase)
+                .prefilter(false)
+                .build(&patterns)
+                .map_err(err)?,
+        ),
+    };
     Ok(Group {
         name,
-        ac,
+        aut,
         targets,
         max_end,
     })
