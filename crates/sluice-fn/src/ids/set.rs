@@ -319,14 +319,29 @@ impl RuleSet {
                 Aut::Contiguous(a) => walk(a, pkts, hay, &mut scratch.raw),
                 Aut::Noncontiguous(a) => walk(a, pkts, hay, &mut scratch.raw),
             }
-            for &(p, pattern, end) in &scratch.raw {
+            // Occurrences of one pattern in one packet side by side: a
+            // rule's costly checks (ports, its other contents) then run
+            // once a packet, however often a payload repeats the pattern.
+            scratch.raw.sort_unstable();
+            let raw = &scratch.raw;
+            let mut x = 0;
+            while x < raw.len() {
+                let (p, pattern, _) = raw[x];
+                let n = raw[x..]
+                    .iter()
+                    .take_while(|h| h.0 == p && h.1 == pattern)
+                    .count();
                 let pl = payload(p as usize);
                 let flow = flows[p as usize];
                 for &(r, c) in &group.targets[pattern as usize] {
-                    if self.confirms(r, c, flow, pl, end as usize) {
+                    let placed = raw[x..x + n]
+                        .iter()
+                        .any(|&(_, _, end)| self.placed_at(r, c, pl, end as usize));
+                    if placed && self.rest_holds(r, c, flow, pl) {
                         hits.push((p, r));
                     }
                 }
+                x += n;
             }
             at += run;
         }
@@ -343,17 +358,19 @@ impl RuleSet {
     }
 
     /// Whether the automaton's match of rule `r`'s content `c` ending at
-    /// `end` of `payload` makes the rule match.
+    /// `end` of `payload` lies where the content allows, in its case.
     #[inline]
-    fn confirms(&self, r: u32, c: u16, flow: Flow, payload: &[u8], end: usize) -> bool {
+    fn placed_at(&self, r: u32, c: u16, payload: &[u8], end: usize) -> bool {
+        let content = &self.rules[r as usize].contents[usize::from(c)];
+        end.checked_sub(content.bytes.len())
+            .is_some_and(|start| content.placed(start) && content.equals_at(payload, start))
+    }
+
+    /// Whether the rest of rule `r` (its ports, its contents other than
+    /// `c`) holds for a packet of `flow` with `payload`.
+    fn rest_holds(&self, r: u32, c: u16, flow: Flow, payload: &[u8]) -> bool {
         let rule = &self.rules[r as usize];
-        let content = &rule.contents[usize::from(c)];
-        let Some(start) = end.checked_sub(content.bytes.len()) else {
-            return false;
-        };
-        content.placed(start)
-            && content.equals_at(payload, start)
-            && rule.sport.contains(flow.sport)
+        rule.sport.contains(flow.sport)
             && rule.dport.contains(flow.dport)
             && rule
                 .contents
