@@ -447,6 +447,35 @@ fn an_icmp_error_about_a_translated_flow_reaches_the_inside_host() {
 }
 
 #[test]
+fn an_icmp_error_from_the_inside_host_leaves_translated() {
+    let mut n = net(config());
+    // Port 500 is below the range: it is translated.
+    let q = n.one(INSIDE, udp(A, R, 500, 53, b"query")).unwrap();
+    let port = seen(&q).sport;
+    assert_ne!(port, 500);
+    let answer = n.one(OUTSIDE, udp(R, Y, 53, port, b"answer")).unwrap();
+    // A has closed its socket: port unreachable, quoting the answer as
+    // A received it (to A:500).
+    let mut err = Vec::new();
+    PacketBuilder::ipv4(A, R, 64)
+        .icmpv4(Icmpv4Type::DestinationUnreachable(
+            etherparse::icmpv4::DestUnreachableHeader::Port,
+        ))
+        .write(&mut err, &answer[..28])
+        .unwrap();
+    let got = n.one(INSIDE, err).unwrap();
+    let s = seen(&got);
+    assert_eq!((s.src, s.dst), (Y, R));
+    // R sees its answer as it sent it: to Y and the translated port.
+    let quote = &got[28..];
+    let qh = Ipv4HeaderSlice::from_slice(quote).unwrap().to_header();
+    assert_eq!((qh.source, qh.destination), (R, Y));
+    assert_eq!(qh.header_checksum, qh.calc_header_checksum());
+    assert_eq!(u16::from_be_bytes([quote[22], quote[23]]), port);
+    n.finish();
+}
+
+#[test]
 fn ports_run_out_are_counted_and_come_back_when_sessions_expire() {
     let mut n = net(NatConfig {
         pool: vec![Y.into()],
