@@ -607,3 +607,51 @@ proptest! {
         }
     }
 }
+
+proptest! {
+    /// No line, however mangled, panics the parser: it is a rule or an
+    /// error naming the line.
+    #[test]
+    fn any_text_is_a_rule_or_a_refusal(
+        junk in "[ -~]{0,60}",
+        opts in proptest::collection::vec(
+            prop::sample::select(vec![
+                "msg:\"m\"", "content:\"a|41|\"", "content:\"|4", "nocase", "offset:3",
+                "depth:2", "depth:x", "sid:9", "rev:1", "pcre:\"x\"", "\"", ";", "\\",
+                "content:\"\u{e9}t\u{e9}\"",
+            ]),
+            0..8,
+        ),
+    ) {
+        let line = format!("alert tcp any any -> any 80 ({}; {junk})", opts.join("; "));
+        if let Err(e) = parse_rules(&format!("# x\n{line}\n")) {
+            prop_assert_eq!(e.line, 2);
+        }
+        let _ = parse_rules(&junk);
+    }
+
+    /// Random bytes after a plausible IPv4 start go through the node
+    /// without a panic, and every buffer comes back.
+    #[test]
+    fn garbage_passes_through_the_node(
+        pkts in proptest::collection::vec(
+            (any::<u8>(), proptest::collection::vec(any::<u8>(), 0..120)),
+            1..40,
+        ),
+    ) {
+        let mut n = net(Mode::Prevent, 5);
+        let frames: Vec<Vec<u8>> = pkts
+            .into_iter()
+            .map(|(proto, mut b)| {
+                if b.len() >= 20 && proto % 2 == 0 {
+                    b[0] = 0x45;
+                    b[9] = [6, 17, 1, 47][usize::from(proto / 2 % 4)];
+                }
+                b
+            })
+            .collect();
+        let passed = n.send(&frames);
+        prop_assert_eq!(passed as u64 + n.counter("ids-drop"), frames.len() as u64);
+        n.finish();
+    }
+}
