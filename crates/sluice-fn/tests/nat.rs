@@ -433,6 +433,21 @@ fn an_icmp_error_about_a_translated_flow_reaches_the_inside_host() {
         "quoted IPv4 checksum"
     );
     assert_eq!(u16::from_be_bytes([quote[20], quote[21]]), 40000);
+    // A ping dies on the way: the error quotes the whole translated
+    // request, and A gets it back with its own identifier, the quoted
+    // echo's checksum still right.
+    let req = n.one(INSIDE, echo(A, R, true, 7)).unwrap();
+    let mut err = Vec::new();
+    PacketBuilder::ipv4(ROUTER, Y, 64)
+        .icmpv4(Icmpv4Type::TimeExceeded(
+            TimeExceededCode::TtlExceededInTransit,
+        ))
+        .write(&mut err, &req)
+        .unwrap();
+    let got = n.one(OUTSIDE, err).unwrap();
+    assert_eq!(seen(&got).dst, A);
+    let inner = seen(&got[28..]);
+    assert_eq!(inner, at(A, 7, R, 0));
     // An error about something never translated is dropped.
     let mut stray = Vec::new();
     PacketBuilder::ipv4(ROUTER, Y, 64)
