@@ -72,6 +72,7 @@ pub const NODE_NAMES: &[&str] = &[
     conntrack::IP4_NAME,
     conntrack::IP6_NAME,
     ids::IP4_NAME,
+    ids::IP6_NAME,
     nat::IP4_NAME,
 ];
 pub use l2::{

@@ -480,6 +480,93 @@ fn alert_lines_stop_at_the_rate_limit_and_the_rest_are_counted() {
     n.finish();
 }
 
+#[test]
+fn ipv6_is_scanned_past_its_extension_headers() {
+    let pool = Pool::new(&PoolConfig {
+        buffers: 64,
+        huge_pages: HugePages::Never,
+        lock: false,
+    })
+    .unwrap();
+    let lines = Lines::default();
+    let node = IdsNode::ip6(
+        "ip6-ids",
+        "sink",
+        Arc::new(set()),
+        IdsConfig {
+            mode: Mode::Prevent,
+            ..IdsConfig::default()
+        },
+        Box::new(Collect(lines.clone())),
+    );
+    let stats = node.stats();
+    let seen = Seen::default();
+    let mut b = GraphBuilder::new();
+    b.add(Box::new(node)).unwrap();
+    b.add(Box::new(Sink(seen.clone()))).unwrap();
+    let mut graph = b.build(0, pool.cache(16)).unwrap();
+    let src = "2001:db8::1"
+        .parse::<std::net::Ipv6Addr>()
+        .unwrap()
+        .octets();
+    let dst = "2001:db8::7"
+        .parse::<std::net::Ipv6Addr>()
+        .unwrap()
+        .octets();
+    let build = |hop: bool, frag: Option<u16>, l4: &[u8], proto: u8| {
+        let mut ext = Vec::new();
+        let mut next = proto;
+        if let Some(off) = frag {
+            ext.splice(
+                0..0,
+                [next, 0, (off >> 5) as u8, (off << 3) as u8, 0, 0, 0, 1],
+            );
+            next = 44;
+        }
+        if hop {
+            ext.splice(0..0, [next, 0, 1, 4, 0, 0, 0, 0]);
+            next = 0;
+        }
+        let mut p = vec![0x60, 0, 0, 0];
+        p.extend_from_slice(&((ext.len() + l4.len()) as u16).to_be_bytes());
+        p.extend_from_slice(&[next, 64]);
+        p.extend_from_slice(&src);
+        p.extend_from_slice(&dst);
+        p.extend_from_slice(&ext);
+        p.extend_from_slice(l4);
+        p
+    };
+    let tcp = |dport: u16, payload: &[u8]| tcp_pkt(40000, dport, payload)[20..].to_vec();
+    let pkts = [
+        // Plain, and behind a hop-by-hop header: both dropped.
+        build(false, None, &tcp(80, b"GET /etc/passwd"), 6),
+        build(true, None, &tcp(80, b"GET /etc/passwd"), 6),
+        // A first fragment is scanned; a later one is not.
+        build(false, Some(0), &tcp(80, b"GET /etc/passwd"), 6),
+        build(false, Some(100), b"GET /etc/passwd", 6),
+        // ICMPv6 meets the icmp rules.
+        build(false, None, b"\x80\0\0\0\0\x01\0\x01XYZZY", 58),
+        // Clean.
+        build(true, None, &tcp(80, b"GET /index.html"), 6),
+    ];
+    let mut f = Frame::new();
+    for p in &pkts {
+        f.push(graph.buffers().alloc_from(p).unwrap());
+    }
+    graph.inject("ip6-ids", &mut f).unwrap();
+    assert_eq!(*seen.lock().unwrap(), 2);
+    assert_eq!(stats.by_sid(1001), 3);
+    assert_eq!(stats.by_sid(1006), 1);
+    assert_eq!(IdsStats::get(&stats.unscanned), 1);
+    assert!(
+        lines.lock().unwrap()[0].contains("src=[2001:db8::1]:40000 dst=[2001:db8::7]:80"),
+        "{:?}",
+        lines.lock().unwrap()
+    );
+    drop(graph);
+    assert_eq!(pool.free_count(), pool.capacity(), "a buffer leaked");
+}
+
 // ---- the automata against a naive search ----
 
 fn naive(rules: &[Rule], flow: Flow, payload: &[u8]) -> Vec<u32> {

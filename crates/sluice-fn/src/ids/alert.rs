@@ -8,7 +8,7 @@
 
 use std::fmt;
 use std::io::Write;
-use std::net::Ipv4Addr;
+use std::net::SocketAddr;
 use std::sync::atomic::{AtomicU64, Ordering};
 
 /// One alert, as logged.
@@ -22,10 +22,10 @@ pub struct Alert<'a> {
     pub msg: &'a str,
     /// IP protocol number.
     pub proto: u8,
-    /// Source address and port.
-    pub src: (Ipv4Addr, u16),
+    /// Source address and port (`[v6]:port` when printed).
+    pub src: SocketAddr,
     /// Destination address and port.
-    pub dst: (Ipv4Addr, u16),
+    pub dst: SocketAddr,
     /// Whether the packet was dropped (prevent mode).
     pub dropped: bool,
     /// The worker that saw it.
@@ -39,15 +39,13 @@ impl fmt::Display for Alert<'_> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         write!(
             f,
-            "ids-alert sid={} rev={} action={} proto={} src={}:{} dst={}:{} worker={} msg=\"",
+            "ids-alert sid={} rev={} action={} proto={} src={} dst={} worker={} msg=\"",
             self.sid,
             self.rev,
             if self.dropped { "drop" } else { "alert" },
             self.proto,
-            self.src.0,
-            self.src.1,
-            self.dst.0,
-            self.dst.1,
+            self.src,
+            self.dst,
             self.worker,
         )?;
         for c in self.msg.chars() {
@@ -143,15 +141,15 @@ mod tests {
             rev: 1,
             msg: "say \"hi\"\n",
             proto: 6,
-            src: (Ipv4Addr::new(10, 0, 0, 1), 1234),
-            dst: (Ipv4Addr::new(192, 0, 2, 1), 80),
+            src: "10.0.0.1:1234".parse().unwrap(),
+            dst: "[2001:db8::1]:80".parse().unwrap(),
             dropped: true,
             worker: 3,
         };
         assert_eq!(
             a.to_string(),
             "ids-alert sid=7 rev=1 action=drop proto=6 src=10.0.0.1:1234 \
-             dst=192.0.2.1:80 worker=3 msg=\"say \\\"hi\\\"\\u{a}\""
+             dst=[2001:db8::1]:80 worker=3 msg=\"say \\\"hi\\\"\\u{a}\""
         );
     }
 }

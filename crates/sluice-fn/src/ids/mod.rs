@@ -1,4 +1,5 @@
-//! Intrusion detection (vIDS): content rules matched over IPv4 payloads
+//! Intrusion detection (vIDS): content rules matched over IPv4 and IPv6
+//! payloads
 //! with multi-pattern automata.
 //!
 //! - [`rule`]: a rule as the engine holds it (protocol, ports, contents
@@ -9,7 +10,8 @@
 //!   Aho-Corasick automaton per group;
 //! - [`payload`]: protocol, ports and payload of a packet;
 //! - [`alert`]: alert lines, the log they go to, the counters;
-//! - [`IdsNode`]: `ip4-ids`, detect or prevent, a vector at a time.
+//! - [`IdsNode`]: `ip4-ids` and `ip6-ids`, detect or prevent, a vector
+//!   at a time.
 //!
 //! # The automaton, and why
 //!
@@ -65,11 +67,11 @@
 //! mode, log rate and burst), parse the file with [`parse_rules`] (its
 //! [`RuleError`] names the line) and build one [`RuleSet`] shared by
 //! every worker (`Arc`; it is immutable); build an [`IdsNode`] per worker
-//! with a [`StderrLog`] (or the daemon's log) and place it after
-//! `ip4-conntrack` (so fragments and invalid packets are gone) on the
-//! ip4-unicast arc; publish [`IdsStats`] to `show` and the metrics. A new
+//! and family with a [`StderrLog`] (or the daemon's log) and place it
+//! after `ipN-conntrack` (so fragments and invalid packets are gone) on
+//! the ipN-unicast arc; publish [`IdsStats`] to `show` and the metrics. A new
 //! rule file means new nodes (the per-rule counters follow the set's
-//! order). IPv6 is not scanned yet.
+//! order).
 
 pub mod alert;
 mod node;
@@ -79,7 +81,7 @@ pub mod rule;
 pub mod set;
 
 pub use alert::{Alert, AlertLog, IdsStats, StderrLog};
-pub use node::{IP4_NAME, IdsConfig, IdsNode, Mode};
+pub use node::{IP4_NAME, IP6_NAME, IdsConfig, IdsNode, Mode};
 pub use parse::{RuleError, RuleErrorKind, parse_rule, parse_rules};
 pub use rule::{Content, Ports, Proto, Rule};
 pub use set::{Engine, Flow, RuleSet, Scratch, SetError};

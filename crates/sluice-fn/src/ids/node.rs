@@ -1,4 +1,4 @@
-//! `ip4-ids`: the intrusion detector on the IPv4 path.
+//! `ip4-ids` and `ip6-ids`: the intrusion detector on the IP path.
 //!
 //! Per vector: every packet's protocol, ports and payload are read, the
 //! whole vector is scanned in one call ([`RuleSet::scan_vector`], which
@@ -10,18 +10,20 @@
 //! [`IdsStats::unscanned`]: the detector watches, it does not police
 //! headers (`ip4-input` and conntrack do).
 
-use std::net::Ipv4Addr;
+use std::net::SocketAddr;
 use std::sync::Arc;
 
 use sluice_graph::{Cx, ErrorSpec, Frame, Next, Node, NodeSpec};
 
 use super::alert::{Alert, AlertLog, IdsStats, add};
-use super::payload::{View, view4};
+use super::payload::{View, view4, view6};
 use super::set::{Flow, RuleSet, Scratch};
 use crate::host::RateLimiter;
 
-/// The usual name of the node.
+/// The usual name of the IPv4 node.
 pub const IP4_NAME: &str = "ip4-ids";
+/// The usual name of the IPv6 node.
+pub const IP6_NAME: &str = "ip6-ids";
 
 const DROP: usize = 0;
 
@@ -65,6 +67,7 @@ impl Default for IdsConfig {
 pub struct IdsNode {
     name: String,
     next: String,
+    v6: bool,
     set: Arc<RuleSet>,
     mode: Mode,
     limit: RateLimiter,
@@ -84,8 +87,8 @@ pub struct IdsNode {
 }
 
 impl IdsNode {
-    /// A node `name` scanning with `set`, sending what passes to `next`,
-    /// writing alert lines to `log`.
+    /// An IPv4 node `name` scanning with `set`, sending what passes to
+    /// `next`, writing alert lines to `log`.
     pub fn ip4(
         name: impl Into<String>,
         next: impl Into<String>,
@@ -93,10 +96,33 @@ impl IdsNode {
         config: IdsConfig,
         log: Box<dyn AlertLog>,
     ) -> IdsNode {
+        IdsNode::new(name.into(), next.into(), false, set, config, log)
+    }
+
+    /// An IPv6 node (its `icmp` rules see ICMPv6).
+    pub fn ip6(
+        name: impl Into<String>,
+        next: impl Into<String>,
+        set: Arc<RuleSet>,
+        config: IdsConfig,
+        log: Box<dyn AlertLog>,
+    ) -> IdsNode {
+        IdsNode::new(name.into(), next.into(), true, set, config, log)
+    }
+
+    fn new(
+        name: String,
+        next: String,
+        v6: bool,
+        set: Arc<RuleSet>,
+        config: IdsConfig,
+        log: Box<dyn AlertLog>,
+    ) -> IdsNode {
         let hz = sluice_graph::clock::hz() as u64;
         IdsNode {
-            name: name.into(),
-            next: next.into(),
+            name,
+            next,
+            v6,
             stats: Arc::new(IdsStats::new(set.rules().iter().map(|r| r.sid).collect())),
             scratch: set.scratch(),
             set,
@@ -130,7 +156,12 @@ impl Node for IdsNode {
         self.flows.clear();
         self.index.clear();
         for (k, pkt) in input.iter().enumerate() {
-            let view = view4(pkt.data(), pkt.total_len()).ok();
+            let view = if self.v6 {
+                view6(pkt.data(), pkt.total_len())
+            } else {
+                view4(pkt.data(), pkt.total_len())
+            }
+            .ok();
             match view {
                 Some(v) => {
                     if pkt.is_chained() {
@@ -186,8 +217,8 @@ impl Node for IdsNode {
                     rev: rule.rev,
                     msg: &rule.msg,
                     proto: view.flow.proto,
-                    src: (Ipv4Addr::from(view.src), view.flow.sport),
-                    dst: (Ipv4Addr::from(view.dst), view.flow.dport),
+                    src: SocketAddr::new(view.src, view.flow.sport),
+                    dst: SocketAddr::new(view.dst, view.flow.dport),
                     dropped,
                     worker: cx.worker,
                 });

@@ -8,9 +8,9 @@ pub enum Proto {
     Tcp,
     /// UDP datagrams' payload.
     Udp,
-    /// ICMP messages, after the 8-byte ICMP header.
+    /// ICMP and ICMPv6 messages, after the 8-byte header.
     Icmp,
-    /// Any IPv4 packet: the payload after whatever L4 header the packet has.
+    /// Any IP packet: the payload after whatever L4 header it has.
     Ip,
 }
 

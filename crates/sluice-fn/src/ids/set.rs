@@ -85,13 +85,14 @@ pub struct Flow {
 const TCP: u8 = 6;
 const UDP: u8 = 17;
 const ICMP: u8 = 1;
+const ICMP6: u8 = 58;
 
 /// Index of a protocol's any-port group: tcp, udp, icmp, other.
 fn proto_slot(proto: u8) -> usize {
     match proto {
         TCP => 0,
         UDP => 1,
-        ICMP => 2,
+        ICMP | ICMP6 => 2,
         _ => 3,
     }
 }
