@@ -8,6 +8,7 @@
 //!   anything else refused by name and line;
 //! - [`set`]: the compiled set, rules grouped by (protocol, port), an
 //!   Aho-Corasick automaton per group;
+//! - `walk`: an automaton walked over four payloads in step;
 //! - [`payload`]: protocol, ports and payload of a packet;
 //! - [`alert`]: alert lines, the log they go to, the counters;
 //! - [`IdsNode`]: `ip4-ids` and `ip6-ids`, detect or prevent, a vector
@@ -79,6 +80,7 @@ pub mod parse;
 pub mod payload;
 pub mod rule;
 pub mod set;
+mod walk;
 
 pub use alert::{Alert, AlertLog, IdsStats, StderrLog};
 pub use node::{IP4_NAME, IP6_NAME, IdsConfig, IdsNode, Mode};
