@@ -159,6 +159,8 @@ pub struct Scratch {
     jobs: Vec<(u32, u32)>,
     /// (packet, pattern, end) of every automaton match of one group.
     raw: Vec<(u32, u32, u32)>,
+    /// [`RuleSet::scan`]'s hits before they lose the packet number.
+    pairs: Vec<(u32, u32)>,
 }
 
 impl RuleSet {
@@ -355,9 +357,10 @@ impl RuleSet {
     /// Appends to `hits` the index of every rule that matches `payload`
     /// of a packet of `flow`, each once, sorted (a vector of one).
     pub fn scan(&self, flow: Flow, payload: &[u8], scratch: &mut Scratch, hits: &mut Vec<u32>) {
-        let mut pairs = Vec::new();
+        let mut pairs = std::mem::take(&mut scratch.pairs);
         self.scan_vector(&[flow], |_| payload, scratch, &mut pairs);
         hits.extend(pairs.iter().map(|&(_, r)| r));
+        scratch.pairs = pairs;
     }
 
     /// Whether the automaton's match of rule `r`'s content `c` ending at
