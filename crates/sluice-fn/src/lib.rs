@@ -9,7 +9,7 @@
 //!   worker by [`Router`];
 //! - [`host`]: the packets a router sends as a host (ICMP, ARP, ND);
 //! - [`acl`]: access lists; [`conntrack`]: connection tracking and the
-//!   stateful firewall.
+//!   stateful firewall; [`ids`]: intrusion detection; [`nat`]: NAT44.
 //! - [`rss`], [`handoff`]: the flow hash, and handing each packet to the
 //!   worker that owns its flow.
 //!
@@ -31,10 +31,12 @@ pub mod ethernet;
 pub mod fib;
 pub mod handoff;
 pub mod host;
+pub mod ids;
 pub mod ip;
 pub mod ip4;
 pub mod ip6;
 pub mod l2;
+pub mod nat;
 mod outputs;
 pub mod router;
 pub mod rss;
@@ -44,6 +46,8 @@ pub use addr::IfAddrs;
 pub use conntrack::{ConnTrack, ConnTrackNode, CtConfig};
 pub use ethernet::EthernetInput;
 pub use fib::{Fib, FibConfig, Path, Prefix, Route};
+pub use ids::{IdsNode, RuleSet};
+pub use nat::{NatConfig, NatNode};
 pub use router::Router;
 
 /// The names of every node this crate makes, so that nothing else (an
@@ -73,6 +77,9 @@ pub const NODE_NAMES: &[&str] = &[
     conntrack::IP6_NAME,
     handoff::NAME,
     handoff::INPUT,
+    ids::IP4_NAME,
+    ids::IP6_NAME,
+    nat::IP4_NAME,
 ];
 pub use l2::{
     BridgeDomain, BridgePort, L2Config, L2ConfigError, L2State, StaticMac, VlanRewrite, XConnect,

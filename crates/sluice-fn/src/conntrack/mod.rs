@@ -41,6 +41,9 @@
 //! reply key, so either direction finds it with one hash of the key it
 //! carries (normalising the key instead would halve the index but leave
 //! nothing for NAT, whose reply key is not the original turned around).
+//! A session NAT opened ([`ConnTrack::track_nat`]) keeps the translated
+//! end of its reply key in a [`ReplyNat`], in what was padding of the
+//! 128 bytes, and is indexed and matched under that key.
 //! Keys go to the first of two buckets unless it is full, with a cuckoo
 //! step two deep when both are; a lookup reads the second bucket only
 //! when the first says something overflowed. A vector is hashed and its
@@ -95,7 +98,7 @@ pub mod wheel;
 pub use config::{CtConfig, CtConfigError, Timeouts};
 pub use node::{Clock, ConnTrackNode, IP4_NAME, IP6_NAME, Policy};
 pub use parse::{L4, ParseError, Parsed, TcpInfo, parse4, parse6};
-pub use session::Kind;
+pub use session::{Kind, NatSide, ReplyNat, Session};
 pub use stats::{Counts, CountsSnapshot, CtStats};
 pub use tcp::{TcpInvalid, TcpState};
 pub use track::{ConnTrack, Invalid, Refusal, Verdict};

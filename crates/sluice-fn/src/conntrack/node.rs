@@ -104,8 +104,9 @@ impl Clock {
         }
     }
 
+    /// Milliseconds now, given the worker's cycle counter `cx_now`.
     #[inline]
-    fn now_ms(&self, cx_now: u64) -> u64 {
+    pub fn now_ms(&self, cx_now: u64) -> u64 {
         match self {
             Clock::Tsc { per_ms } => cx_now / per_ms,
             Clock::Manual(ms) => ms.load(Ordering::Relaxed),

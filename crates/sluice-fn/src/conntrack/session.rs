@@ -46,6 +46,10 @@ pub mod flags {
     pub const REPLIED: u8 = 1 << 1;
     /// On the embryonic lists.
     pub const EMBRYONIC: u8 = 1 << 2;
+    /// NAT changed the reply key ([`super::ReplyNat`]); kept here, in the
+    /// first cache line, so that matching a plain session never reads the
+    /// second.
+    pub const NAT: u8 = 1 << 3;
 }
 
 /// What kind of connection a session tracks, and where it stands.
@@ -60,6 +64,60 @@ pub enum Kind {
     Datagram,
     /// ICMP echo.
     Echo,
+}
+
+/// Which end of a session's reply key NAT moved.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum NatSide {
+    /// None: the reply key is the original turned around.
+    #[default]
+    None,
+    /// The reply's destination (source NAT: replies come back to the
+    /// translated source).
+    Dst,
+    /// The reply's source (destination NAT: replies come from the real
+    /// destination).
+    Src,
+}
+
+/// How a session's reply key differs from its original key turned
+/// around: one end's address and port (for ICMP echo, the identifier or
+/// [`super::tuple::ECHO`]) replaced. IPv4 only.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct ReplyNat {
+    /// Which end.
+    pub side: NatSide,
+    /// Its address.
+    pub addr: u32,
+    /// Its port.
+    pub port: u32,
+}
+
+impl ReplyNat {
+    /// No translation.
+    pub const NONE: ReplyNat = ReplyNat {
+        side: NatSide::None,
+        addr: 0,
+        port: 0,
+    };
+
+    /// The reply key of a session whose original key is `orig`.
+    #[inline(always)]
+    pub fn reply_of(&self, orig: &Tuple) -> Tuple {
+        let mut r = orig.reversed();
+        match self.side {
+            NatSide::None => {}
+            NatSide::Dst => {
+                r.dst = u128::from(self.addr);
+                r.dport = self.port;
+            }
+            NatSide::Src => {
+                r.src = u128::from(self.addr);
+                r.sport = self.port;
+            }
+        }
+        r
+    }
 }
 
 /// One tracked connection: two cache lines.
@@ -82,6 +140,8 @@ pub struct Session {
     pub links: [Link; 3],
     /// TCP window tracking, original then reply sender.
     pub peer: [Peer; 2],
+    /// NAT's change to the reply key (in what was padding).
+    pub nat: ReplyNat,
 }
 
 const _: () = assert!(std::mem::size_of::<Session>() == 128);
@@ -93,13 +153,16 @@ impl Session {
         if dir == 0 {
             self.orig
         } else {
-            self.orig.reversed()
+            self.nat.reply_of(&self.orig)
         }
     }
 
     /// Whether direction `dir`'s key is `k`, without building the reply key.
     #[inline(always)]
     pub fn matches(&self, dir: usize, k: &Tuple) -> bool {
+        if dir == 1 && self.flags & flags::NAT != 0 {
+            return self.key(1) == *k;
+        }
         let o = &self.orig;
         let (src, dst, sport, dport) = if dir == 0 {
             (o.src, o.dst, o.sport, o.dport)

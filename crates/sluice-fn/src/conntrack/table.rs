@@ -24,7 +24,7 @@ use thiserror::Error;
 
 use sluice_buf::table::prefetch;
 
-use super::session::{EMBRYONIC, List, NIL, Session, ZONE, flags};
+use super::session::{EMBRYONIC, List, NIL, NatSide, ReplyNat, Session, ZONE, flags};
 use super::tuple::Tuple;
 use super::wheel::UNARMED;
 
@@ -312,8 +312,15 @@ impl ConnTable {
     /// flags `IN_USE` and nothing else; the caller fills in the rest.
     /// Zone limits are the caller's business.
     pub fn insert(&mut self, orig: &Tuple) -> Result<u32, InsertError> {
+        self.insert_nat(orig, ReplyNat::NONE)
+    }
+
+    /// Adds a session for `orig` whose reply key `nat` changes (see
+    /// [`insert`](Self::insert)). The caller makes sure no session has
+    /// that reply key already.
+    pub fn insert_nat(&mut self, orig: &Tuple, nat: ReplyNat) -> Result<u32, InsertError> {
         let &i = self.free.last().ok_or(InsertError::Full)?;
-        let (h0, h1) = (self.hash(orig), self.hash(&orig.reversed()));
+        let (h0, h1) = (self.hash(orig), self.hash(&nat.reply_of(orig)));
         if !self.insert_entry(h0, i << 1) {
             return Err(InsertError::Buckets);
         }
@@ -325,7 +332,12 @@ impl ConnTable {
         let s = &mut self.sessions[i as usize];
         *s = Session {
             orig: *orig,
-            flags: flags::IN_USE,
+            nat,
+            flags: if nat.side == NatSide::None {
+                flags::IN_USE
+            } else {
+                flags::IN_USE | flags::NAT
+            },
             wheel_slot: UNARMED,
             ..Session::default()
         };
@@ -370,7 +382,8 @@ impl ConnTable {
         }
         self.unmark_embryonic(i);
         let orig = self.sessions[i as usize].orig;
-        let (h0, h1) = (self.hash(&orig), self.hash(&orig.reversed()));
+        let reply = self.sessions[i as usize].key(1);
+        let (h0, h1) = (self.hash(&orig), self.hash(&reply));
         self.remove_entry(h0, i << 1);
         self.remove_entry(h1, (i << 1) | 1);
         if let Some(z) = self.zones.get_mut(usize::from(orig.zone)) {

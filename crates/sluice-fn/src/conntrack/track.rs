@@ -16,7 +16,7 @@ use std::sync::Arc;
 
 use super::config::{CtConfig, CtConfigError};
 use super::parse::{L4, ParseError, Parsed, flag};
-use super::session::{Kind, flags};
+use super::session::{Kind, ReplyNat, Session, flags};
 use super::stats::{CtStats, Event};
 use super::table::{ConnTable, InsertError};
 use super::tcp::{self, TcpInvalid, TcpState};
@@ -174,6 +174,14 @@ impl ConnTrack {
         Some((self.table.sessions[i as usize].kind, dir == 1))
     }
 
+    /// The session of `key` (either direction) and whether `key` is its
+    /// reply direction: for NAT, which rewrites by the session's keys.
+    /// Does not expire anything.
+    pub fn session(&self, key: &Tuple) -> Option<(&Session, bool)> {
+        let (i, dir) = self.table.find(key, self.table.hash(key))?;
+        Some((&self.table.sessions[i as usize], dir == 1))
+    }
+
     /// Checks the table's bookkeeping against itself, walking everything
     /// (for tests): every session has its two index entries and one timer,
     /// and no deadline lies beyond the longest timeout.
@@ -267,6 +275,20 @@ impl ConnTrack {
         allow_new: &[bool],
         out: &mut Vec<Verdict>,
     ) {
+        self.track_nat(now_ms, pkts, allow_new, &[], out);
+    }
+
+    /// [`track`](Self::track), where a session `pkts[i]` opens gets the
+    /// reply key `nat[i]` makes (none past the end of `nat`). NAT chooses
+    /// `nat[i]` so that no session has that reply key yet.
+    pub fn track_nat(
+        &mut self,
+        now_ms: u64,
+        pkts: &[Result<Parsed, ParseError>],
+        allow_new: &[bool],
+        nat: &[ReplyNat],
+        out: &mut Vec<Verdict>,
+    ) {
         self.expire(now_ms, self.budget);
         out.clear();
         self.hashes.clear();
@@ -287,6 +309,7 @@ impl ConnTrack {
                     p,
                     self.hashes[k],
                     allow_new.get(k).copied().unwrap_or(false),
+                    nat.get(k).copied().unwrap_or(ReplyNat::NONE),
                 ),
                 Err(e) => Verdict::Drop(Refusal::Invalid(Invalid::Parse(*e))),
             };
@@ -296,7 +319,7 @@ impl ConnTrack {
 
     /// Tracks one packet whose key hashes to `h`.
     #[inline]
-    fn one(&mut self, p: &Parsed, h: u64, allow: bool) -> Verdict {
+    fn one(&mut self, p: &Parsed, h: u64, allow: bool, nat: ReplyNat) -> Verdict {
         if p.l4 == L4::Untracked {
             return Verdict::Untracked;
         }
@@ -315,7 +338,7 @@ impl ConnTrack {
             (L4::Error, Some(_)) => Verdict::Related,
             (L4::Error, None) => Verdict::Drop(Refusal::Invalid(Invalid::Unrelated)),
             (_, Some((i, dir))) => self.update(i, dir, p, allow),
-            (_, None) => self.open(p, allow),
+            (_, None) => self.open(p, allow, nat),
         }
     }
 
@@ -389,7 +412,7 @@ impl ConnTrack {
     }
 
     /// The first packet of a flow with no session.
-    fn open(&mut self, p: &Parsed, allow: bool) -> Verdict {
+    fn open(&mut self, p: &Parsed, allow: bool, nat: ReplyNat) -> Verdict {
         let (kind, peer, ticks) = match p.l4 {
             L4::Tcp(t) => match tcp::open(&t) {
                 Ok(peer) => (
@@ -408,7 +431,7 @@ impl ConnTrack {
         if !allow {
             return Verdict::Drop(Refusal::NewDenied);
         }
-        let i = match self.make_room(&p.key) {
+        let i = match self.make_room(&p.key, nat) {
             Ok(i) => i,
             Err(r) => {
                 self.stats.note(p.key.zone, Event::Refused);
@@ -426,7 +449,7 @@ impl ConnTrack {
 
     /// A new session for `key`, evicting the oldest embryonic session of
     /// its zone (if the zone is full) or of the table (if the table is).
-    fn make_room(&mut self, key: &Tuple) -> Result<u32, Refusal> {
+    fn make_room(&mut self, key: &Tuple, nat: ReplyNat) -> Result<u32, Refusal> {
         let z = usize::from(key.zone);
         let Some(zone) = self.table.zones.get(z) else {
             return Err(Refusal::ZoneFull);
@@ -445,7 +468,7 @@ impl ConnTrack {
             }
             self.evict(oldest);
         }
-        match self.table.insert(key) {
+        match self.table.insert_nat(key, nat) {
             Ok(i) => Ok(i),
             Err(InsertError::Full) => Err(Refusal::TableFull),
             Err(InsertError::Buckets) => {
