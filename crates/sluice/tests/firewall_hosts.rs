@@ -151,7 +151,7 @@ rule = [ {{ action = "deny", protocol = "tcp", dst-port = 5202 }} ]
 name = "inside"
 driver = "af-packet"
 device = "{}"
-address = ["10.{N}.1.1/24"]
+address = ["10.{N}.1.1/24", "fd{N}:1::1/64"]
 acl-in = "egress"
 firewall = "inside"
 
@@ -159,7 +159,7 @@ firewall = "inside"
 name = "outside"
 driver = "af-packet"
 device = "{}"
-address = ["10.{N}.2.1/24"]
+address = ["10.{N}.2.1/24", "fd{N}:2::1/64"]
 firewall = "outside"
 "#,
         inside.link.outer, outside.link.outer
@@ -173,6 +173,13 @@ firewall = "outside"
     // come back through the connections the inside opened.
     let ping = a.output(&["ping", "-c", "3", "-i", "0.2", "-W", "2", &far]);
     assert!(ping.status.success(), "inside cannot ping outside");
+    // IPv6 through ip6-conntrack (neighbour discovery is not tracked).
+    let far6 = format!("fd{N}:2::2");
+    let ping = a.output(&["ping", "-6", "-c", "3", "-i", "0.2", "-W", "2", &far6]);
+    assert!(
+        ping.status.success(),
+        "inside cannot ping outside over IPv6"
+    );
     let server = b.spawn(&["iperf3", "-s", "-1", "-p", "5201"]);
     std::thread::sleep(Duration::from_millis(300));
     let got = iperf3(a, &far, 5201);
@@ -202,6 +209,12 @@ firewall = "outside"
     drop(server);
     let ping = b.output(&["ping", "-c", "2", "-i", "0.2", "-W", "1", &near]);
     assert!(!ping.status.success(), "the outside pinged the inside");
+    let near6 = format!("fd{N}:1::2");
+    let ping = b.output(&["ping", "-6", "-c", "2", "-i", "0.2", "-W", "1", &near6]);
+    assert!(
+        !ping.status.success(),
+        "the outside pinged the inside over IPv6"
+    );
 
     let (out, ok) = sluice.stop();
     eprintln!("{out}");

@@ -52,7 +52,7 @@ impl Ip4Input {
 
     /// Checks the header in the first segment against the whole packet
     /// (a jumbo datagram spans chained buffers; its header never does).
-    #[inline]
+    #[inline(always)]
     fn check(pkt: &mut sluice_buf::Packet) -> Result<(), usize> {
         let total_len = pkt.total_len();
         let d = pkt.data();
@@ -108,28 +108,22 @@ impl Node for Ip4Input {
 
     fn process(&mut self, _cx: &mut Cx<'_>, input: &mut Frame, out: &mut Next<'_>) {
         let table = self.arc.as_ref().map(|a| a.load());
-        match table.as_deref().filter(|t| !t.is_empty()) {
-            Some(t) => {
-                for mut pkt in input.drain(..) {
-                    match Self::check(&mut pkt) {
-                        Ok(()) => {
-                            let next = t.first(pkt.meta().rx_if);
-                            out.send(next, pkt)
-                        }
-                        Err(e) => out.drop(pkt, e),
-                    }
+        // No feature anywhere: `ip4-lookup`, the last next node (or the
+        // only one), as before arcs. One loop and one call site of the
+        // check keep it inlined; the branch on `features` is the same for
+        // the whole vector.
+        let features = table.as_deref().filter(|t| !t.is_empty());
+        let lookup = out.len() - 1;
+        for mut pkt in input.drain(..) {
+            match Self::check(&mut pkt) {
+                Ok(()) => {
+                    let next = match features {
+                        Some(t) => t.first(pkt.meta().rx_if),
+                        None => lookup,
+                    };
+                    out.send(next, pkt)
                 }
-            }
-            // No feature anywhere: the lookup is the arc's last next
-            // (or the only one), as it was before arcs.
-            None => {
-                let lookup = out.len() - 1;
-                for mut pkt in input.drain(..) {
-                    match Self::check(&mut pkt) {
-                        Ok(()) => out.send(lookup, pkt),
-                        Err(e) => out.drop(pkt, e),
-                    }
-                }
+                Err(e) => out.drop(pkt, e),
             }
         }
     }
