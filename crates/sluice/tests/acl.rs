@@ -1,6 +1,8 @@
-//! Access lists on a running `sluice run`: a denied stream dropped while
-//! another passes, the list replaced and then taken off live with `sluice
-//! ctl apply`, and a bad list refused with nothing changed.
+//! Access lists and the firewall on a running `sluice run`: a denied
+//! stream dropped while another passes, the list replaced and then taken
+//! off live with `sluice ctl apply`, a bad list refused with nothing
+//! changed; inside flows tracked and outside ones refused, an output ACL,
+//! `show conntrack`, and an interface's firewall side changed live.
 
 use std::path::PathBuf;
 use std::process::{Child, Command, Output, Stdio};
@@ -244,4 +246,131 @@ fn an_acl_denies_one_stream_and_is_replaced_and_removed_live() {
     assert!(web > 2000 && ssh > 2000, "both pass: {web} {ssh}");
     assert_eq!(denied, 0);
     assert!(d.ok(&["show", "features"]).contains("No features enabled"));
+}
+
+/// pg0 is inside, pg1 outside; both send UDP to sink0 / sink1 through
+/// the firewall, and sink1's output ACL denies one port.
+const FIREWALL: &str = r#"
+[conntrack]
+capacity = 1024
+
+[[acl]]
+name = "no-53"
+default = "permit"
+rule = [ { action = "deny", protocol = "udp", dst-port = 53 } ]
+
+[[interface]]
+name = "pg0"
+driver = "pg"
+firewall = "inside"
+
+[[interface]]
+name = "pg1"
+driver = "pg"
+firewall = "outside"
+
+[[interface]]
+name = "sink0"
+driver = "sink"
+
+[[interface]]
+name = "sink1"
+driver = "sink"
+acl-out = "no-53"
+
+[[route]]
+prefix = "10.9.0.0/16"
+interface = "sink0"
+via-mac = "02:00:00:00:00:01"
+
+[[route]]
+prefix = "10.8.0.0/16"
+interface = "sink1"
+via-mac = "02:00:00:00:00:02"
+
+[[stream]]
+name = "from-inside"
+interface = "pg0"
+rate = 20000
+src-ip = "10.0.0.1"
+dst-ip = "10.9.0.0/24"
+dst-port = 4000
+flows = 100
+
+[[stream]]
+name = "from-outside"
+interface = "pg1"
+rate = 20000
+src-ip = "10.0.1.1"
+dst-ip = "10.9.1.0/24"
+dst-port = 4000
+
+[[stream]]
+name = "dns-out"
+interface = "pg0"
+rate = 20000
+src-ip = "10.0.0.2"
+dst-ip = "10.8.0.0/24"
+dst-port = 53
+"#;
+
+#[test]
+fn the_firewall_tracks_inside_flows_refuses_outside_ones_and_an_output_acl_drops() {
+    let d = Daemon::start("fw", FIREWALL);
+    wait_for("traffic", || d.counts().0 > 1000);
+    let errors = d.json("show errors");
+    let count = |node: &str, name: &str| -> u64 {
+        errors["result"]["errors"]["rows"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .filter(|r| r["node"] == node && r["name"] == name)
+            .filter_map(|r| r["count"].as_u64())
+            .sum()
+    };
+    // Outside flows are refused as new; the port-53 stream is dropped on
+    // its way out of sink1, after the rewrite.
+    assert!(count("ip4-conntrack", "new-denied") > 1000, "{errors}");
+    assert!(count("ip4-acl-out", "acl-deny") > 1000, "{errors}");
+    let (_, dns, _) = d.deltas();
+    assert_eq!(dns, 0, "the output ACL lets port 53 out");
+
+    // The inside's flows are sessions: its 100 UDP flows, and the DNS
+    // stream's (tracked before the output ACL dropped it), nothing from
+    // outside.
+    let ct = d.json("show conntrack");
+    let rows = ct["result"]["conntrack"]["rows"]
+        .as_array()
+        .unwrap()
+        .clone();
+    let ip4: Vec<_> = rows.iter().filter(|r| r["family"] == "ip4").collect();
+    assert_eq!(ip4.len(), 1, "one worker, one IPv4 table: {ct}");
+    assert_eq!(ip4[0]["capacity"], 1024);
+    let sessions = ip4[0]["sessions"].as_u64().unwrap();
+    assert_eq!(sessions, 101, "{ct}");
+    assert_eq!(ip4[0]["created"].as_u64(), Some(101));
+    assert_eq!(ip4[0]["refused"].as_u64(), Some(0));
+    let table = d.ok(&["show", "conntrack"]);
+    assert!(
+        table.contains("Sessions") && table.contains("ip4"),
+        "{table}"
+    );
+    let features = d.ok(&["show", "features"]);
+    assert!(
+        features.contains("ip4-conntrack") && features.contains("ip4-acl-out"),
+        "{features}"
+    );
+
+    // The outside made inside: its flow is let in, and tracked, live.
+    let inside = FIREWALL.replace("firewall = \"outside\"", "firewall = \"inside\"");
+    let o = d.apply("inside.toml", &inside);
+    assert!(o.status.success(), "{}", text(&o));
+    wait_for("the outside's flow tracked", || {
+        let ct = d.json("show conntrack");
+        ct["result"]["conntrack"]["rows"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|r| r["family"] == "ip4" && r["sessions"].as_u64() == Some(102))
+    });
 }

@@ -107,7 +107,7 @@ mod tuple;
 pub use key::{Addr, Key, KeyError, L2Key, ip4_key, ip6_key, l2_key};
 pub use linear::LinearScan;
 pub use list::{Acl, MAX_BATCH, Match, NO_MATCH};
-pub use node::{AclNode, Family, IP4_NAME, IP6_NAME, REFLECT};
+pub use node::{AclNode, Family, IP4_NAME, IP6_NAME, REFLECT, REWRITTEN_L2};
 pub use rule::{Action, Masked, PortRange, Rule, RuleError, prefix};
 pub use shared::SharedAcl;
 pub use tree::{TreeConfig, TreeStats};

@@ -8,7 +8,10 @@
 //! [`REFLECT`] in `meta.flags`, for connection tracking to make its
 //! session.
 //!
-//! The same node serves an input or an output arc. On an arc
+//! The same node serves an input or an output arc. On an output arc the
+//! packet already carries the Ethernet header `ipN-rewrite` wrote
+//! ([`REWRITTEN_L2`] bytes in front of the IP header): the key is read
+//! behind it, the MACs from it. On an arc
 //! ([`AclNode::on_arc`]) it holds one list per interface (each swapped on
 //! its own) and judges each packet by the list of the interface the arc
 //! is chosen by — a run of packets of one interface at a time, which is
@@ -31,6 +34,10 @@ use super::shared::SharedAcl;
 pub const IP4_NAME: &str = "ip4-acl";
 /// The usual name of the IPv6 node.
 pub const IP6_NAME: &str = "ip6-acl";
+
+/// Bytes of Ethernet header in front of the IP header on an output arc
+/// (`ipN-rewrite` writes an untagged header).
+pub const REWRITTEN_L2: usize = 14;
 
 /// Bit of `meta.flags` set on packets a `PermitReflect` rule let through.
 pub const REFLECT: u32 = 1 << 0;
@@ -97,6 +104,9 @@ pub struct AclNode<A> {
     lists: Lists,
     /// A run of one interface's packets, when a vector mixes interfaces.
     run: Vec<Packet>,
+    /// Where the IP header starts in the data: 0, or [`REWRITTEN_L2`] on
+    /// an output arc.
+    l3_at: usize,
     keys: Vec<Key<A>>,
     /// Per packet of the vector: its key's error, if any.
     bad: Vec<Option<KeyError>>,
@@ -126,7 +136,11 @@ impl<A: Family> AclNode<A> {
             Onward::Arc { arc, .. } => arc.side(),
             Onward::To(_) => Side::Rx,
         };
-        AclNode::new(name.into(), onward, Lists::PerInterface(lists, side))
+        let mut node = AclNode::new(name.into(), onward, Lists::PerInterface(lists, side));
+        if side == Side::Tx {
+            node.l3_at = REWRITTEN_L2;
+        }
+        node
     }
 }
 
@@ -152,6 +166,7 @@ impl<A: Family> AclNode<A> {
             onward,
             lists,
             run: Vec::with_capacity(MAX_BATCH),
+            l3_at: 0,
             keys: Vec::with_capacity(MAX_BATCH),
             bad: Vec::with_capacity(MAX_BATCH),
             matches: vec![0; MAX_BATCH],
@@ -170,10 +185,13 @@ impl<A: Family> AclNode<A> {
         self.bad.clear();
         let l2 = acl.needs_l2();
         for pkt in packets.iter_mut() {
-            match A::key(pkt.data()) {
+            match A::key(pkt.data().get(self.l3_at..).unwrap_or_default()) {
                 Ok(mut k) => {
                     if l2 {
-                        k.l2 = l2_of(pkt);
+                        k.l2 = match self.l3_at {
+                            0 => l2_of(pkt),
+                            _ => l2_key(pkt.data(), pkt.meta().vlan),
+                        };
                     }
                     self.keys.push(k);
                     self.bad.push(None);
