@@ -231,7 +231,16 @@ fn an_acl_denies_one_stream_and_is_replaced_and_removed_live() {
     assert_eq!(web, 0, "web is denied now");
     assert!(ssh > 2000, "ssh passes now: {ssh}");
     assert!(denied > 2000);
-    assert!(d.ok(&["show", "running-config"]).contains("dst-port = 80"));
+    // The running configuration says so, and reads back as what runs.
+    let rc = d.ok(&["show", "running-config"]);
+    let running = sluice_control::Config::parse(&rc).unwrap_or_else(|e| panic!("{e}\n{rc}"));
+    let wanted = sluice_control::Config::parse(&config(DENY_WEB, true)).unwrap();
+    assert_eq!(running.acls, wanted.acls, "{rc}");
+    assert_eq!(running.features, wanted.features, "{rc}");
+    assert!(
+        rc.contains("dst-port = 80") && rc.contains("acl-in = \"edge\""),
+        "{rc}"
+    );
 
     // Taken off the interface: both pass, nothing is denied.
     let o = d.apply("off.toml", &config(DENY_WEB, false));
