@@ -17,9 +17,11 @@
 //! each feature sends it to [`ArcTable::after`] itself (through
 //! [`Onward`]). The table holds, per interface and position, the next
 //! index ready to use, so a step costs one load. With no feature enabled
-//! anywhere the start node sees [`ArcTable::is_empty`] once per vector and
-//! keeps its old path: nothing is paid per packet.
+//! anywhere the start node sees [`FeatureArc::active`] false (one plain
+//! load of a flag, not even the table's reference count) once per vector
+//! and keeps its old path: nothing is paid per packet.
 
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 
 use arc_swap::{ArcSwap, Guard};
@@ -172,6 +174,9 @@ pub struct FeatureArc {
     /// Per interface: its end, by position in `ends`.
     end_of_if: Vec<Option<u32>>,
     table: ArcSwap<ArcTable>,
+    /// Whether any interface has a feature: what start nodes read first,
+    /// so that an arc nobody uses costs them one load a vector.
+    active: AtomicBool,
     /// Serialises the control plane's changes (workers never take it).
     writer: Mutex<()>,
 }
@@ -209,6 +214,7 @@ impl FeatureArc {
             ends,
             end_of_if,
             table: ArcSwap::from_pointee(table),
+            active: AtomicBool::new(false),
             writer: Mutex::new(()),
         }))
     }
@@ -279,6 +285,16 @@ impl FeatureArc {
     /// Interfaces the arc knows.
     pub fn interfaces(&self) -> usize {
         self.end_of_if.len()
+    }
+
+    /// Whether any interface has a feature enabled. A start node that
+    /// reads false sends the vector straight to the end; one that reads
+    /// true loads the table (which may since have emptied: it then finds
+    /// every interface going to the end). Either way a change is seen by
+    /// the next vector at the latest.
+    #[inline(always)]
+    pub fn active(&self) -> bool {
+        self.active.load(Ordering::Acquire)
     }
 
     /// The table in force: load it once per vector and let it go after.
@@ -352,7 +368,10 @@ impl FeatureArc {
         enabled[i] = f(enabled[i]);
         if enabled[i] != old.enabled[i] {
             let t = ArcTable::build(self.features.len(), &self.end_of_if, &enabled);
+            let any = t.any;
+            // The table first: a start node that sees the flag finds it.
             self.table.store(Arc::new(t));
+            self.active.store(any, Ordering::Release);
         }
         Ok(())
     }
@@ -446,11 +465,12 @@ mod tests {
     #[test]
     fn a_table_sends_each_interface_through_its_features_in_arc_order() {
         let arc = arc();
-        assert!(arc.load().is_empty());
+        assert!(arc.load().is_empty() && !arc.active());
         assert_eq!(arc.load().first(0), 3, "nothing enabled: the end");
         // Given out of order, run in the arc's order.
         arc.set(1, &["c", "a"]).unwrap();
         arc.enable(2, "b").unwrap();
+        assert!(arc.active());
         let t = arc.load();
         assert!(!t.is_empty());
         assert_eq!((t.first(0), t.after(0, 0)), (3, 3));
@@ -466,7 +486,7 @@ mod tests {
         arc.disable(1, "a").unwrap();
         arc.disable(1, "c").unwrap();
         arc.disable(2, "b").unwrap();
-        assert!(arc.load().is_empty());
+        assert!(arc.load().is_empty() && !arc.active());
     }
 
     #[test]

@@ -147,6 +147,19 @@ impl<F: Family> Rewrite<F> {
     }
 }
 
+/// A packet the rewrite refused: an ICMP error for an expired TTL or a
+/// packet too big (counted, then to `ipN-icmp-error`), else dropped.
+#[inline(always)]
+fn refuse(out: &mut Next<'_>, pkt: sluice_buf::Packet, e: usize) {
+    match e {
+        error::TTL_EXPIRED | error::MTU_EXCEEDED => {
+            out.count(e, 1);
+            out.send(next::ICMP_ERROR, pkt);
+        }
+        e => out.drop(pkt, e),
+    }
+}
+
 impl<F: Family> Node for Rewrite<F> {
     fn spec(&self) -> NodeSpec {
         let features: Vec<&str> = self
@@ -160,25 +173,23 @@ impl<F: Family> Node for Rewrite<F> {
     }
 
     fn process(&mut self, _cx: &mut Cx<'_>, input: &mut Frame, out: &mut Next<'_>) {
-        let table = self.arc.as_ref().map(|a| a.load());
-        let table = table.as_deref().filter(|t| !t.is_empty());
+        // The output arc's table only when a feature is enabled somewhere.
+        let table = self.arc.as_ref().filter(|a| a.active()).map(|a| a.load());
+        let table = table.as_deref();
         for mut pkt in input.drain(..) {
             match self.rewrite(&mut pkt) {
-                Ok(next) if next >= next::ARC => {
+                Ok(next) => {
                     // Through the interface's output features, if any;
                     // the table's ends are this node's outputs.
                     let next = match table {
-                        Some(t) => t.first(pkt.meta().tx_if).saturating_add(next::ARC),
-                        None => next,
+                        Some(t) if next >= next::ARC => {
+                            t.first(pkt.meta().tx_if).saturating_add(next::ARC)
+                        }
+                        _ => next,
                     };
                     out.send(next, pkt)
                 }
-                Ok(next) => out.send(next, pkt),
-                Err(e @ (error::TTL_EXPIRED | error::MTU_EXCEEDED)) => {
-                    out.count(e, 1);
-                    out.send(next::ICMP_ERROR, pkt);
-                }
-                Err(e) => out.drop(pkt, e),
+                Err(e) => refuse(out, pkt, e),
             }
         }
     }

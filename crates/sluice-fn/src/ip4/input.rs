@@ -107,23 +107,29 @@ impl Node for Ip4Input {
     }
 
     fn process(&mut self, _cx: &mut Cx<'_>, input: &mut Frame, out: &mut Next<'_>) {
-        let table = self.arc.as_ref().map(|a| a.load());
-        // No feature anywhere: `ip4-lookup`, the last next node (or the
-        // only one), as before arcs. One loop and one call site of the
-        // check keep it inlined; the branch on `features` is the same for
-        // the whole vector.
-        let features = table.as_deref().filter(|t| !t.is_empty());
-        let lookup = out.len() - 1;
-        for mut pkt in input.drain(..) {
-            match Self::check(&mut pkt) {
-                Ok(()) => {
-                    let next = match features {
-                        Some(t) => t.first(pkt.meta().rx_if),
-                        None => lookup,
-                    };
-                    out.send(next, pkt)
+        match self.arc.as_ref().filter(|a| a.active()) {
+            Some(arc) => {
+                let table = arc.load();
+                for mut pkt in input.drain(..) {
+                    match Self::check(&mut pkt) {
+                        Ok(()) => {
+                            let next = table.first(pkt.meta().rx_if);
+                            out.send(next, pkt)
+                        }
+                        Err(e) => out.drop(pkt, e),
+                    }
                 }
-                Err(e) => out.drop(pkt, e),
+            }
+            // No feature anywhere: `ip4-lookup`, the last next node (or
+            // the only one), the loop as it was before arcs.
+            None => {
+                let lookup = out.len() - 1;
+                for mut pkt in input.drain(..) {
+                    match Self::check(&mut pkt) {
+                        Ok(()) => out.send(lookup, pkt),
+                        Err(e) => out.drop(pkt, e),
+                    }
+                }
             }
         }
     }

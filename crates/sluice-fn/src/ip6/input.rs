@@ -120,8 +120,8 @@ impl Node for Ip6Input {
 
     fn process(&mut self, _cx: &mut Cx<'_>, input: &mut Frame, out: &mut Next<'_>) {
         let addrs = self.addrs.snapshot();
-        let table = self.arc.as_ref().map(|a| a.load());
-        let table = table.as_deref().filter(|t| !t.is_empty());
+        let table = self.arc.as_ref().filter(|a| a.active()).map(|a| a.load());
+        let table = table.as_deref();
         // With no feature anywhere, `ip6-lookup` is the last next node.
         let lookup = out.len() - 1;
         for mut pkt in input.drain(..) {
