@@ -130,6 +130,12 @@ pub enum Request {
     },
     /// The workers: core, queues and inputs of each.
     ShowThreads,
+    /// The access lists: rules, where each stands, packets denied.
+    ShowAcl,
+    /// The connection tables: sessions and what came and went.
+    ShowConntrack,
+    /// Per interface, the features enabled on each arc, in order.
+    ShowFeatures,
 }
 
 /// A route as a request gives it: one path.
@@ -284,6 +290,58 @@ pub enum Reply {
         /// One row a worker.
         rows: Vec<ThreadRow>,
     },
+    /// `show acl`.
+    Acls {
+        /// The lists, for people.
+        text: String,
+        /// One row a list.
+        rows: Vec<AclRow>,
+        /// Packets denied per ACL node, summed over workers.
+        denied: Vec<ErrorRow>,
+    },
+    /// `show conntrack`.
+    Conntrack {
+        /// The table.
+        text: String,
+        /// One row a worker and address family.
+        rows: Vec<ConntrackRow>,
+    },
+}
+
+/// One access list.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct AclRow {
+    /// Its name.
+    pub name: String,
+    /// What no rule matching gets: `permit` or `deny`.
+    pub default: String,
+    /// Its rules in order, one line each.
+    pub rules: Vec<String>,
+    /// Interfaces it judges received packets of.
+    pub inbound: Vec<String>,
+    /// Interfaces it judges sent packets of.
+    pub outbound: Vec<String>,
+}
+
+/// One connection table (a worker's, for one address family).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ConntrackRow {
+    /// Worker number.
+    pub worker: usize,
+    /// `ip4` or `ip6`.
+    pub family: String,
+    /// Sessions it can hold.
+    pub capacity: u64,
+    /// Sessions now.
+    pub sessions: u64,
+    /// Sessions made.
+    pub created: u64,
+    /// Sessions gone at their timeout.
+    pub expired: u64,
+    /// Embryonic sessions pushed out for new ones.
+    pub evicted: u64,
+    /// New flows refused for want of room.
+    pub refused: u64,
 }
 
 /// One step of a plan.

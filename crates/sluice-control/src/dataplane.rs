@@ -24,6 +24,7 @@ use sluice_io::vhost::{self, VhostConfig, VhostRx, VhostTx, VhostUser};
 use sluice_io::{InterfaceInput, InterfaceOutput, LinkStatus, Queues};
 
 use crate::config::{Config, Driver, Interface};
+use crate::features::Features;
 use crate::metrics::MetricsServer;
 use crate::running::Running;
 use crate::server::{ControlServer, ControlState};
@@ -62,6 +63,9 @@ pub enum DataplaneError {
     /// A kernel interface's queues do not fit the workers.
     #[error("interface {0}: {1}")]
     Queues(String, String),
+    /// The feature arcs, access lists or connection tables.
+    #[error("features: {0}")]
+    Features(String),
 }
 
 /// The queues of one kernel interface, opened, waiting for their workers.
@@ -517,19 +521,27 @@ impl Dataplane {
             memif_servers,
         } = open_kernel(config, &pool)?;
         let interfaces = Arc::new(crate::config::interface_table(&ifs));
-        let router = router(config, &interfaces)?;
+        let mut router = router(config, &interfaces)?;
+        // Access lists and the firewall stand on the router's arcs.
+        let features =
+            Arc::new(Features::new(config, &interfaces).map_err(DataplaneError::Features)?);
+        router.arcs = features.arcs().clone();
         let l2 = sluice_fn::L2State::new(sluice_fn::L2Config::new(
             config.bridges.clone(),
             config.xconnects.clone(),
             interfaces.clone(),
         )?)?;
-        let running = Arc::new(Running::new(
-            config.clone(),
-            router.fib.clone(),
-            router.addrs.clone(),
-            links.clone(),
-            interfaces.clone(),
-        ));
+        let running = Arc::new(
+            Running::new(
+                config.clone(),
+                router.fib.clone(),
+                router.addrs.clone(),
+                links.clone(),
+                interfaces.clone(),
+            )
+            .with_features(features.clone())
+            .map_err(DataplaneError::Features)?,
+        );
         let if_stats = IfStats::new(config.workers, interfaces.len());
         // Measured once here, so no worker spins 20 ms on it mid-stream.
         sluice_graph::clock::hz();
@@ -672,6 +684,9 @@ impl Dataplane {
                 }
             }
             for node in router.nodes().into_iter().chain(sluice_fn::l2::nodes(&l2)) {
+                b.add(node)?;
+            }
+            for node in features.nodes(w).map_err(DataplaneError::Features)? {
                 b.add(node)?;
             }
             if let Some(h) = handoff.as_mut() {

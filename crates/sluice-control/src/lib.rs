@@ -14,6 +14,7 @@ pub mod config;
 pub mod dataplane;
 pub mod doctor;
 pub mod edit;
+pub mod features;
 pub mod metrics;
 pub mod running;
 pub mod server;

@@ -28,6 +28,7 @@ use crate::api::RouteSpec;
 use crate::config::plan::{Live, Plan, plan};
 use crate::config::{Config, ConfigError};
 use crate::edit;
+use crate::features::Features;
 use crate::state::{StateError, StateFile};
 
 /// Why a change was not made. In every case nothing changed.
@@ -82,6 +83,8 @@ pub struct Running {
     addrs: Arc<SharedAddrs>,
     links: Vec<Option<Arc<LinkStatus>>>,
     interfaces: Arc<Interfaces>,
+    /// Access lists and the firewall, when the data plane has them.
+    features: Option<Arc<Features>>,
 }
 
 impl Running {
@@ -108,7 +111,21 @@ impl Running {
             addrs,
             links,
             interfaces,
+            features: None,
         }
+    }
+
+    /// The running configuration also drives `features` (ACLs, the
+    /// firewall), which this makes what the configuration says.
+    pub fn with_features(mut self, features: Arc<Features>) -> Result<Running, String> {
+        features.apply(&self.lock())?;
+        self.features = Some(features);
+        Ok(self)
+    }
+
+    /// The feature objects, if the data plane has them.
+    pub fn features(&self) -> Option<&Arc<Features>> {
+        self.features.as_ref()
     }
 
     /// Keeps `workers` (a command line override) in files applied later.
@@ -283,6 +300,13 @@ impl Running {
         };
         match l {
             Live::Route { table, prefix } => self.reconcile(new, *table, *prefix),
+            // Lists and features are reconciled whole: building every
+            // list again is cheap beside a person's edit, and undoing is
+            // the same call with the old configuration.
+            Live::Acl { .. } | Live::Features { .. } => match &self.features {
+                Some(f) => f.apply(new),
+                None => Err("this forwarder has no feature arcs".into()),
+            },
             Live::Address { interface, addr } => {
                 let i = index(interface)?;
                 self.addrs.publish(edit::addrs_of(new)?);

@@ -334,6 +334,39 @@ pub fn handle(state: &ControlState, request: &Request) -> Response {
             text: runtime::show_graph(&refs, since.elapsed().as_secs_f64()),
         }),
         Request::ShowThreads => Response::ok(crate::show::threads(&state.cores, &state.threads)),
+        Request::ShowAcl => {
+            let acl_nodes = [
+                sluice_fn::features::IP4_ACL_IN,
+                sluice_fn::features::IP6_ACL_IN,
+                sluice_fn::features::IP4_ACL_OUT,
+                sluice_fn::features::IP6_ACL_OUT,
+            ];
+            let denied = runtime::error_rows(&refs)
+                .into_iter()
+                .filter(|e| acl_nodes.contains(&e.node.as_str()) && e.name == "acl-deny")
+                .map(|e| ErrorRow {
+                    node: e.node,
+                    name: e.name.to_string(),
+                    reason: e.reason.to_string(),
+                    count: e.count,
+                })
+                .collect();
+            Response::ok(crate::show::acls(&state.running.config(), denied))
+        }
+        Request::ShowConntrack => Response::ok(crate::show::conntrack(
+            &state
+                .running
+                .features()
+                .map(|f| f.tables())
+                .unwrap_or_default(),
+        )),
+        Request::ShowFeatures => Response::ok(crate::show::features(
+            &state
+                .running
+                .features()
+                .map(|f| f.enabled(&state.interfaces))
+                .unwrap_or_default(),
+        )),
         Request::ShowBuffers => {
             let (capacity, free) = (state.pool.capacity(), state.pool.free_count());
             Response::ok(Reply::Buffers {

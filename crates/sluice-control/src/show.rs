@@ -142,3 +142,157 @@ pub fn threads(cores: &[Option<usize>], inputs: &[Vec<String>]) -> crate::api::R
     }
     crate::api::Reply::Threads { text, rows }
 }
+
+/// One rule in words, as the configuration spells it.
+fn rule_words(r: &sluice_fn::acl::Rule) -> String {
+    use sluice_fn::acl::Action;
+    let mut w = vec![match r.action {
+        Action::Permit => "permit".to_string(),
+        Action::Deny => "deny".to_string(),
+        Action::PermitReflect => "permit-reflect".to_string(),
+    }];
+    if let Some(p) = r.src {
+        w.push(format!("src {p}"));
+    }
+    if let Some(p) = r.dst {
+        w.push(format!("dst {p}"));
+    }
+    if let Some(p) = r.proto {
+        w.push(format!("proto {}", p.value));
+    }
+    for (name, range) in [("sport", r.sport), ("dport", r.dport)] {
+        if !range.is_any() {
+            w.push(if range.lo == range.hi {
+                format!("{name} {}", range.lo)
+            } else {
+                format!("{name} {}-{}", range.lo, range.hi)
+            });
+        }
+    }
+    if let Some(t) = r.icmp_type {
+        w.push(format!("icmp-type {t}"));
+    }
+    if let Some(c) = r.icmp_code {
+        w.push(format!("icmp-code {c}"));
+    }
+    if let Some(d) = r.dscp {
+        w.push(format!("dscp {d}"));
+    }
+    if let Some(m) = r.src_mac {
+        w.push(format!("src-mac {m}"));
+    }
+    if let Some(m) = r.dst_mac {
+        w.push(format!("dst-mac {m}"));
+    }
+    if let Some(v) = r.vlan {
+        w.push(format!("vlan {v}"));
+    }
+    w.join(" ")
+}
+
+/// `show acl`: each list, its rules, where it stands; then the packets
+/// each ACL node denied (`denied`, summed over workers).
+pub fn acls(config: &crate::Config, denied: Vec<crate::api::ErrorRow>) -> crate::api::Reply {
+    use crate::api::AclRow;
+    let mut rows = Vec::new();
+    for a in &config.acls {
+        let on = |pick: fn(&crate::config::IfFeatures) -> &Option<String>| -> Vec<String> {
+            config
+                .features
+                .iter()
+                .enumerate()
+                .filter(|(_, f)| pick(f).as_deref() == Some(a.name.as_str()))
+                .filter_map(|(i, _)| config.interfaces.get(i).map(|x| x.name.clone()))
+                .collect()
+        };
+        rows.push(AclRow {
+            name: a.name.clone(),
+            default: if a.default.permits() {
+                "permit"
+            } else {
+                "deny"
+            }
+            .to_string(),
+            rules: a.rules.iter().map(rule_words).collect(),
+            inbound: on(|f| &f.acl_in),
+            outbound: on(|f| &f.acl_out),
+        });
+    }
+    let mut text = String::new();
+    for r in &rows {
+        let list = |v: &[String]| {
+            if v.is_empty() {
+                "-".to_string()
+            } else {
+                v.join(" ")
+            }
+        };
+        let _ = writeln!(
+            text,
+            "acl {}: {} rule(s), default {}, in on {}, out on {}",
+            r.name,
+            r.rules.len(),
+            r.default,
+            list(&r.inbound),
+            list(&r.outbound)
+        );
+        for (k, rule) in r.rules.iter().enumerate() {
+            let _ = writeln!(text, "  {k:>4}  {rule}");
+        }
+    }
+    if rows.is_empty() {
+        text.push_str("No access lists\n");
+    }
+    for d in &denied {
+        let _ = writeln!(text, "{:<14}{:>12}  {}", d.node, d.count, d.name);
+    }
+    crate::api::Reply::Acls { text, rows, denied }
+}
+
+/// `show conntrack`: each worker's tables, and their sum.
+pub fn conntrack(tables: &[crate::features::TableStats]) -> crate::api::Reply {
+    use crate::api::ConntrackRow;
+    let rows: Vec<ConntrackRow> = tables
+        .iter()
+        .map(|t| {
+            let c = t.stats.total.snapshot();
+            ConntrackRow {
+                worker: t.worker,
+                family: t.family.to_string(),
+                capacity: t.stats.capacity,
+                sessions: c.sessions,
+                created: c.created,
+                expired: c.expired,
+                evicted: c.evicted,
+                refused: c.refused,
+            }
+        })
+        .collect();
+    let mut text = format!(
+        "{:<7}{:<7}{:>10}{:>10}{:>12}{:>12}{:>10}{:>10}\n",
+        "Worker", "Family", "Capacity", "Sessions", "Created", "Expired", "Evicted", "Refused"
+    );
+    for r in &rows {
+        let _ = writeln!(
+            text,
+            "{:<7}{:<7}{:>10}{:>10}{:>12}{:>12}{:>10}{:>10}",
+            r.worker, r.family, r.capacity, r.sessions, r.created, r.expired, r.evicted, r.refused
+        );
+    }
+    if rows.is_empty() {
+        text = "No connection tracking (add a [conntrack] section)\n".to_string();
+    }
+    crate::api::Reply::Conntrack { text, rows }
+}
+
+/// `show features`: per arc and interface, the features in order.
+pub fn features(enabled: &[(String, String, Vec<String>)]) -> crate::api::Reply {
+    let mut text = String::new();
+    for (arc, itf, on) in enabled {
+        let _ = writeln!(text, "{arc:<12} {itf:<16} {}", on.join(" -> "));
+    }
+    if enabled.is_empty() {
+        text.push_str("No features enabled\n");
+    }
+    crate::api::Reply::Table { text }
+}

@@ -8,13 +8,16 @@
 //!   rewrite, local delivery, ICMP errors, ARP and ND), assembled per
 //!   worker by [`Router`];
 //! - [`host`]: the packets a router sends as a host (ICMP, ARP, ND);
+//! - [`features`]: the routing path's feature arcs (`ipN-unicast`,
+//!   `ipN-output`) and the order of their features;
 //! - [`acl`]: access lists; [`conntrack`]: connection tracking and the
 //!   stateful firewall; [`ids`]: intrusion detection; [`nat`]: NAT44.
 //! - [`rss`], [`handoff`]: the flow hash, and handing each packet to the
 //!   worker that owns its flow.
 //!
 //! ```text
-//! <if>-input → ethernet-input → ipN-input → ipN-lookup → ipN-rewrite → <if>-output
+//! <if>-input → ethernet-input → ipN-input → [ipN-unicast] → ipN-lookup
+//!     → ipN-rewrite → [ipN-output] → <if>-output
 //! <if>-input → l2-input → <if>-output (or l2-flood, or the BVI's ethernet-input)
 //! ```
 //!
@@ -28,6 +31,7 @@ pub mod acl;
 pub mod addr;
 pub mod conntrack;
 pub mod ethernet;
+pub mod features;
 pub mod fib;
 pub mod handoff;
 pub mod host;
@@ -75,6 +79,10 @@ pub const NODE_NAMES: &[&str] = &[
     l2::AGE,
     conntrack::IP4_NAME,
     conntrack::IP6_NAME,
+    features::IP4_ACL_IN,
+    features::IP6_ACL_IN,
+    features::IP4_ACL_OUT,
+    features::IP6_ACL_OUT,
     handoff::NAME,
     handoff::INPUT,
     ids::IP4_NAME,

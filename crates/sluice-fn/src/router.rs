@@ -7,6 +7,7 @@ use sluice_graph::Node;
 
 use crate::addr::{IfAddrs, SharedAddrs};
 use crate::ethernet::EthernetInput;
+use crate::features::IpArcs;
 use crate::fib::Fib;
 use crate::ip::resolve::ResolveConfig;
 use crate::ip::{IcmpError, Local, Lookup, Resolve, Rewrite, V4, V6, icmp_error};
@@ -26,6 +27,9 @@ pub struct Router {
     pub icmp_rate: (u64, u64),
     /// Send gratuitous ARP for the IPv4 addresses at start.
     pub announce: bool,
+    /// The feature arcs on the path (none by default: give the router
+    /// arcs naming the feature nodes the graph will have).
+    pub arcs: IpArcs,
 }
 
 impl Router {
@@ -34,11 +38,12 @@ impl Router {
     pub fn new(fib: Arc<Fib>, addrs: Arc<IfAddrs>) -> Result<Router, crate::fib::FibError> {
         addrs.install(&fib)?;
         Ok(Router {
-            fib,
             addrs: Arc::new(SharedAddrs::new(addrs)),
             resolve: ResolveConfig::default(),
             icmp_rate: (icmp_error::RATE_PER_SECOND, icmp_error::BURST),
             announce: true,
+            arcs: IpArcs::bare(fib.interfaces()),
+            fib,
         })
     }
 
@@ -48,13 +53,22 @@ impl Router {
         let (rate, burst) = self.icmp_rate;
         let mut nodes: Vec<Box<dyn Node>> = vec![
             Box::new(EthernetInput::new(fib.interfaces())),
-            Box::new(Ip4Input::new()),
-            Box::new(Ip6Input::new(addrs.clone())),
+            Box::new(Ip4Input::on_arc(self.arcs.ip4_unicast.clone())),
+            Box::new(Ip6Input::on_arc(
+                addrs.clone(),
+                self.arcs.ip6_unicast.clone(),
+            )),
             Box::new(ArpInput::new(fib.clone(), addrs.clone())),
             Box::new(Lookup::<V4>::new(fib.clone())),
             Box::new(Lookup::<V6>::new(fib.clone())),
-            Box::new(Rewrite::<V4>::new(fib.clone())),
-            Box::new(Rewrite::<V6>::new(fib.clone())),
+            Box::new(Rewrite::<V4>::on_arc(
+                fib.clone(),
+                self.arcs.ip4_output.clone(),
+            )),
+            Box::new(Rewrite::<V6>::on_arc(
+                fib.clone(),
+                self.arcs.ip6_output.clone(),
+            )),
             Box::new(Local::<V4>::new(fib.clone(), addrs.clone())),
             Box::new(Local::<V6>::new(fib.clone(), addrs.clone())),
             Box::new(IcmpError::<V4>::new(addrs.clone(), rate, burst)),

@@ -12,12 +12,15 @@
 //! calls, vectors and TSC clocks; [`runtime`] prints them in VPP's
 //! `show runtime` columns, where Clocks is cycles per packet.
 //!
+//! Per-interface optional functions stand on [`feature`] arcs.
+//!
 //! Counters are written by one worker and read by anyone without locks
 //! ([`Counter`]).
 #![deny(missing_docs)]
 
 pub mod clock;
 mod counter;
+pub mod feature;
 mod frame;
 mod graph;
 pub mod iface;
@@ -30,6 +33,7 @@ mod wait;
 pub mod worker;
 
 pub use counter::Counter;
+pub use feature::{FeatureArc, FeatureError, Onward};
 pub use frame::{FRAME_SIZE, Frame, PREFETCH_AHEAD, Prefetched};
 pub use graph::{Graph, GraphBuilder, GraphError, GraphStats, NodeStats, RunState};
 pub use next::Next;

@@ -74,6 +74,9 @@ pub fn parse(words: &[String]) -> anyhow::Result<Request> {
         },
         ["show", "buffers"] => Request::ShowBuffers,
         ["show", "threads" | "thread"] => Request::ShowThreads,
+        ["show", "acl" | "acls"] => Request::ShowAcl,
+        ["show", "conntrack" | "sessions"] => Request::ShowConntrack,
+        ["show", "features" | "feature"] => Request::ShowFeatures,
         ["show", "ip" | "ip6", "fib"] => Request::ShowIpFib { table: 0 },
         ["show", "ip" | "ip6", "fib", "table", t] => Request::ShowIpFib {
             table: number(t, "table")?,
@@ -325,7 +328,9 @@ fn show(response: &Response, json: bool) -> anyhow::Result<()> {
             | Reply::RunningConfig { text }
             | Reply::Plan { text, .. }
             | Reply::BridgeDomains { text, .. }
-            | Reply::Threads { text, .. } => print!("{text}"),
+            | Reply::Threads { text, .. }
+            | Reply::Acls { text, .. }
+            | Reply::Conntrack { text, .. } => print!("{text}"),
             Reply::Done => {}
         }
     }

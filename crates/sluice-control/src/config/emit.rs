@@ -34,6 +34,10 @@ struct Out {
     bridge: Vec<OutBridge>,
     #[serde(skip_serializing_if = "Vec::is_empty")]
     xconnect: Vec<OutXConnect>,
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    acl: Vec<super::security::OutAcl>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    conntrack: Option<super::security::OutConntrack>,
 }
 
 #[derive(Serialize)]
@@ -91,6 +95,12 @@ struct OutInterface {
     role: Option<&'static str>,
     #[serde(skip_serializing_if = "Option::is_none")]
     buffer_size: Option<u32>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    acl_in: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    acl_out: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    firewall: Option<&'static str>,
 }
 
 /// A number, or a string for ranges and words (`"64-1500"`, `"imix"`).
@@ -397,6 +407,8 @@ impl Config {
             neighbor,
             bridge,
             xconnect,
+            acl: self.acls.iter().map(super::security::acl_out).collect(),
+            conntrack: self.conntrack.as_ref().map(super::security::conntrack_out),
         };
         // Every field above is a string, number, boolean or table of
         // them: serialising cannot fail. Should it ever, say so in the
@@ -423,6 +435,11 @@ impl Config {
                 .collect(),
             ..OutInterface::default()
         };
+        if let Some(f) = self.features.get(i) {
+            out.acl_in = f.acl_in.clone();
+            out.acl_out = f.acl_out.clone();
+            out.firewall = f.firewall.map(super::Firewall::as_str);
+        }
         match &itf.driver {
             Driver::PcapIn { file, repeat } => {
                 out.file = Some(file.display().to_string());

@@ -18,6 +18,8 @@ use serde::Deserialize;
 mod emit;
 mod l2;
 pub mod plan;
+pub mod security;
+pub use security::{AclConfig, Firewall, IfFeatures};
 use sluice_buf::HugePages;
 use sluice_io::pg::{Ipv4Range, L4, PacketSize, PortRange, StreamSpec};
 use sluice_wire::MacAddr;
@@ -78,6 +80,12 @@ pub struct Config {
     pub bridges: Vec<sluice_fn::BridgeDomain>,
     /// L2 cross-connects.
     pub xconnects: Vec<sluice_fn::XConnect>,
+    /// Access lists, by name.
+    pub acls: Vec<AclConfig>,
+    /// Connection tracking (`[conntrack]`): its tables are made at start.
+    pub conntrack: Option<sluice_fn::CtConfig>,
+    /// Per interface, in index order: the features it runs.
+    pub features: Vec<IfFeatures>,
 }
 
 /// One interface.
@@ -243,6 +251,9 @@ struct RawConfig {
     bridge: Vec<l2::RawBridge>,
     #[serde(default)]
     xconnect: Vec<l2::RawXConnect>,
+    #[serde(default)]
+    acl: Vec<security::RawAcl>,
+    conntrack: Option<security::RawConntrack>,
 }
 
 #[derive(Deserialize, Default)]
@@ -286,6 +297,9 @@ struct RawInterface {
     role: Option<Spanned<String>>,
     buffer_size: Option<Spanned<i64>>,
     state: Option<Spanned<String>>,
+    acl_in: Option<Spanned<String>>,
+    acl_out: Option<Spanned<String>>,
+    firewall: Option<Spanned<String>>,
 }
 
 #[derive(Deserialize)]
@@ -1385,6 +1399,25 @@ impl Config {
                 );
             }
         }
+        let acls = security::acls(&c, &raw.acl)?;
+        let conntrack = match &raw.conntrack {
+            Some(r) => Some(security::conntrack(&c, r)?),
+            None => None,
+        };
+        let mut features = Vec::new();
+        for (i, r) in raw.interface.iter().enumerate() {
+            let key = |k: &str| format!("interface[{i}].{k}");
+            features.push(security::interface_features(
+                &c,
+                r.acl_in.as_ref(),
+                r.acl_out.as_ref(),
+                r.firewall.as_ref(),
+                &acls,
+                conntrack.is_some(),
+                in_l2(i),
+                &key,
+            )?);
+        }
         let mut config = Config {
             buffers,
             huge_pages,
@@ -1401,6 +1434,9 @@ impl Config {
             neighbors,
             bridges,
             xconnects,
+            acls,
+            conntrack,
+            features,
         };
         config.count_tables();
         Ok(config)

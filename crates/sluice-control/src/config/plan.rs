@@ -66,6 +66,16 @@ pub enum Live {
         /// The interface's name.
         interface: String,
     },
+    /// An access list's rules (rebuilt off the data path, then swapped).
+    Acl {
+        /// Its name.
+        name: String,
+    },
+    /// The features an interface runs (`acl-in`, `acl-out`, `firewall`).
+    Features {
+        /// The interface's name.
+        interface: String,
+    },
 }
 
 /// One line of a plan.
@@ -405,6 +415,71 @@ pub fn plan(running: &Config, wanted: &Config, live_tables: u32) -> Plan {
             });
         },
     );
+
+    // Access lists by name, and each interface's features: live. The
+    // connection tables are allocated at start: a restart.
+    let acls = |c: &Config| -> BTreeMap<String, super::AclConfig> {
+        c.acls.iter().map(|a| (a.name.clone(), a.clone())).collect()
+    };
+    compare(&acls(running), &acls(wanted), |n, old, new| {
+        let rules = |a: &super::AclConfig| format!("{} rule(s)", a.rules.len());
+        let what = match (old, new) {
+            (Some(a), Some(b)) => format!("acl {n}: {} -> {}", rules(a), rules(b)),
+            (Some(a), None) | (None, Some(a)) => format!("acl {n} ({})", rules(a)),
+            (None, None) => return,
+        };
+        steps.push(Step {
+            sign: sign(old, new),
+            what,
+            live: Some(Live::Acl { name: n.clone() }),
+        });
+    });
+    let features = |c: &Config| -> BTreeMap<String, super::IfFeatures> {
+        c.features
+            .iter()
+            .enumerate()
+            .filter(|(_, f)| !f.is_empty())
+            .map(|(i, f)| (name(c, i), f.clone()))
+            .collect()
+    };
+    compare(&features(running), &features(wanted), |itf, old, new| {
+        // Only interfaces both sides have: adding one is a restart above.
+        if wanted.interface_index(itf).is_none() || running.interface_index(itf).is_none() {
+            return;
+        }
+        let words = |f: Option<&super::IfFeatures>| {
+            let f = f.cloned().unwrap_or_default();
+            let mut w = Vec::new();
+            if let Some(a) = &f.acl_in {
+                w.push(format!("acl-in {a}"));
+            }
+            if let Some(a) = &f.acl_out {
+                w.push(format!("acl-out {a}"));
+            }
+            if let Some(fw) = f.firewall {
+                w.push(format!("firewall {}", fw.as_str()));
+            }
+            if w.is_empty() {
+                "none".to_string()
+            } else {
+                w.join(", ")
+            }
+        };
+        steps.push(Step {
+            sign: Sign::Change,
+            what: format!("interface {itf}: features {} -> {}", words(old), words(new)),
+            live: Some(Live::Features {
+                interface: itf.clone(),
+            }),
+        });
+    });
+    if running.conntrack != wanted.conntrack {
+        steps.push(Step {
+            sign: sign(running.conntrack.as_ref(), wanted.conntrack.as_ref()),
+            what: "conntrack (tables are made at start)".into(),
+            live: None,
+        });
+    }
 
     // What is built into the workers' graphs: streams, bridges,
     // cross-connects.

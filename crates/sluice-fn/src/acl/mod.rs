@@ -81,19 +81,18 @@
 //! a small trie); the block compare does not use AVX-512 (the crate
 //! forbids `unsafe`, and the build targets baseline x86-64).
 //!
-//! # Integration (not wired yet)
+//! # Integration
 //!
-//! `sluice-control` has to: parse rule lists from the configuration and
-//! the API into [`Rule`]s (an [`RuleError`] names the rule's position),
-//! build each list into an [`Acl`] off the data path and hand workers one
-//! [`SharedAcl`] per (interface, direction); add an [`AclNode`] per
-//! place it stands (`ip4-acl-in-<if>` after `ip4-input`, before
-//! `ip4-lookup`; output arcs before `<if>-output`) once the graph has
-//! per-interface feature arcs; count `acl-deny` in `show errors`; and
-//! make `PermitReflect` ([`REFLECT`] in `meta.flags`) open a session when
-//! connection tracking exists. Replacing a list is [`SharedAcl::store`]
-//! of a freshly built [`Acl`]; nothing is paused.
-
+//! `sluice-control` reads `[[acl]]` lists from the configuration (a
+//! [`RuleError`] is reported at its rule's line), builds each into an
+//! [`Acl`] off the data path and hands workers one [`SharedAcl`] per
+//! interface and direction. The nodes `ip4-acl-in` / `ip6-acl-in` stand
+//! on the `ipN-unicast` feature arcs and `ip4-acl-out` / `ip6-acl-out`
+//! on `ipN-output` ([`crate::features`]); `acl-deny` shows in `show
+//! errors`; a `PermitReflect` match sets [`REFLECT`] for the firewall
+//! after it on the arc. Replacing a list is [`SharedAcl::swap`] of a
+//! freshly built [`Acl`]; nothing is paused.
+//!
 mod block;
 pub mod key;
 mod linear;
@@ -107,7 +106,7 @@ mod tuple;
 pub use key::{Addr, Key, KeyError, L2Key, ip4_key, ip6_key, l2_key};
 pub use linear::LinearScan;
 pub use list::{Acl, MAX_BATCH, Match, NO_MATCH};
-pub use node::{AclNode, Family, IP4_NAME, IP6_NAME, REFLECT};
+pub use node::{AclNode, Family, IP4_NAME, IP6_NAME, REFLECT, REWRITTEN_L2};
 pub use rule::{Action, Masked, PortRange, Rule, RuleError, prefix};
 pub use shared::SharedAcl;
 pub use tree::{TreeConfig, TreeStats};

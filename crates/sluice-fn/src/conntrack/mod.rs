@@ -70,20 +70,19 @@
 //! README has 0.77 Mpps forwarded for it on this machine, about 3,400
 //! cycles a packet, veth included).
 //!
-//! # Integration (not wired yet)
+//! # Integration
 //!
-//! `sluice-control` has to: read a `[conntrack]` section (capacity,
-//! zones and limits, timeouts, tick) into a [`CtConfig`] and a
-//! [`Policy`] (trusted interfaces, interface → zone, e.g. the VRF of its
-//! table); build one [`ConnTrack`] per worker and node in the worker
-//! factory (`ConnTrack::new` allocates the whole table: do it before the
-//! worker runs) and place the nodes after `ipN-acl` (or `ipN-input`)
-//! and before `ipN-lookup`, with [`Clock::tsc`]; publish each node's
-//! [`CtStats`] (table fill, created, expired, evicted, refused, per zone)
-//! to `show` and the metrics. Flows reach the right worker only if
-//! receive-side steering hashes both directions of a connection alike
-//! (symmetric RSS); handing packets between workers is not done here.
-
+//! `sluice-control` reads `[conntrack]` (capacity, tick, timeouts) into a
+//! [`CtConfig`], builds one [`ConnTrack`] per worker and family before
+//! the worker runs, and places `ip4-conntrack` / `ip6-conntrack` on the
+//! `ipN-unicast` feature arcs after the input ACL, on the interfaces
+//! given `firewall = "inside"` or `"outside"`; the [`Policy`] (which
+//! interfaces are trusted) is shared and replaced live. `show conntrack`
+//! reads each table's [`CtStats`]. Not done yet: zones from the
+//! configuration, per-state counts, the metrics export. Flows reach the
+//! right worker only if receive-side steering hashes both directions of a
+//! connection alike (symmetric RSS, or the handoff with `symmetric`).
+//!
 pub mod config;
 mod node;
 pub mod parse;

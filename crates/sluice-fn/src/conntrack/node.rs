@@ -16,6 +16,11 @@
 //!   is not a SYN, an unrelated ICMP error, ...) and new flows the table
 //!   has no room for are dropped under their own counter.
 //!
+//! On a feature arc ([`ConnTrackNode::on_arc`]) what passes goes to the
+//! next feature enabled for the packet's interface; the [`Policy`] may be
+//! shared with the control plane and replaced while the node runs
+//! ([`ConnTrackNode::with_policy`]), loaded once per vector.
+//!
 //! The node is also polled (as a background node) so that sessions expire
 //! when no traffic comes. Each node owns its table: `ip4-conntrack` and
 //! `ip6-conntrack` of a worker track their families apart.
@@ -23,7 +28,8 @@
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 
-use sluice_graph::{Cx, ErrorSpec, Frame, InputState, Next, Node, NodeKind, NodeSpec};
+use arc_swap::ArcSwap;
+use sluice_graph::{Cx, ErrorSpec, Frame, InputState, Next, Node, NodeKind, NodeSpec, Onward};
 
 use super::parse::{ParseError, Parsed, parse4, parse6};
 use super::stats::CtStats;
@@ -144,10 +150,10 @@ impl Policy {
 /// The stateful firewall node for one address family.
 pub struct ConnTrackNode {
     name: String,
-    next: String,
+    onward: Onward,
     v6: bool,
     ct: ConnTrack,
-    policy: Policy,
+    policy: Arc<ArcSwap<Policy>>,
     clock: Clock,
     parsed: Vec<Result<Parsed, ParseError>>,
     allow: Vec<bool>,
@@ -188,15 +194,28 @@ impl ConnTrackNode {
         let n = sluice_graph::FRAME_SIZE;
         ConnTrackNode {
             name,
-            next,
+            onward: Onward::To(next),
             v6,
             ct,
-            policy,
+            policy: Arc::new(ArcSwap::from_pointee(policy)),
             clock,
             parsed: Vec::with_capacity(n),
             allow: Vec::with_capacity(n),
             verdicts: Vec::with_capacity(n),
         }
+    }
+
+    /// The node on a feature arc: what passes goes on along `onward`.
+    pub fn on_arc(mut self, onward: Onward) -> ConnTrackNode {
+        self.onward = onward;
+        self
+    }
+
+    /// The node judging new flows by `policy`, which the control plane
+    /// may replace while the node runs.
+    pub fn with_policy(mut self, policy: Arc<ArcSwap<Policy>>) -> ConnTrackNode {
+        self.policy = policy;
+        self
     }
 
     /// The table's counters (take them before the node goes into a graph).
@@ -229,7 +248,8 @@ impl Node for ConnTrackNode {
     fn spec(&self) -> NodeSpec {
         NodeSpec {
             kind: NodeKind::Background,
-            ..NodeSpec::internal(self.name.clone(), &[self.next.as_str()], ERRORS)
+            next: self.onward.names(),
+            ..NodeSpec::internal(self.name.clone(), &[], ERRORS)
         }
     }
 
@@ -240,6 +260,8 @@ impl Node for ConnTrackNode {
         // just grow.
         self.parsed.clear();
         self.allow.clear();
+        let policy = self.policy.load();
+        let route = self.onward.load();
         for pkt in input.iter() {
             let m = pkt.meta();
             let parsed = if self.v6 {
@@ -247,19 +269,22 @@ impl Node for ConnTrackNode {
             } else {
                 parse4(pkt.data())
             };
-            let zone = self.policy.zone_of(m.rx_if);
+            let zone = policy.zone_of(m.rx_if);
             self.parsed.push(parsed.map(|mut p| {
                 p.key.zone = zone;
                 p
             }));
-            self.allow.push(self.policy.allows(m.rx_if, m.flags));
+            self.allow.push(policy.allows(m.rx_if, m.flags));
         }
         self.ct
             .track(now, &self.parsed, &self.allow, &mut self.verdicts);
         for (pkt, v) in input.drain(..).zip(self.verdicts.iter()) {
             match *v {
                 Verdict::Drop(r) => out.drop(pkt, error_of(r)),
-                _ => out.send(0, pkt),
+                _ => {
+                    let next = route.next(pkt.meta());
+                    out.send(next, pkt)
+                }
             }
         }
     }

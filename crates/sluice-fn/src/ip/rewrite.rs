@@ -1,11 +1,13 @@
 //! `ip4-rewrite` / `ip6-rewrite`: the TTL (hop limit) and MTU checks of a
-//! router, then the next hop's Ethernet header, then the interface.
+//! router, then the next hop's Ethernet header, then the interface —
+//! through the `ipN-output` feature arc, when a feature is enabled for
+//! the sending interface.
 
 use std::marker::PhantomData;
 use std::sync::Arc;
 
 use sluice_graph::iface::Interfaces;
-use sluice_graph::{Cx, ErrorSpec, Frame, Next, Node, NodeSpec};
+use sluice_graph::{Cx, ErrorSpec, FeatureArc, Frame, Next, Node, NodeSpec};
 use sluice_wire::MacAddr;
 
 use super::{Family, Unreachable};
@@ -15,8 +17,9 @@ use crate::outputs::Outputs;
 mod next {
     pub const RESOLVE: usize = 0;
     pub const ICMP_ERROR: usize = 1;
-    /// Interface outputs start here.
-    pub const OUTPUT: usize = 2;
+    /// The output arc's features, then the interface outputs (its ends),
+    /// start here.
+    pub const ARC: usize = 2;
 }
 
 mod error {
@@ -58,6 +61,8 @@ pub struct Rewrite<F: Family> {
     outputs: Outputs,
     /// Per interface index: its next index, MAC and MTU, if it can send.
     out_of_if: Vec<Option<Out>>,
+    /// The output arc, when the path has one.
+    arc: Option<Arc<FeatureArc>>,
     _family: PhantomData<F>,
 }
 
@@ -65,8 +70,21 @@ impl<F: Family> Rewrite<F> {
     /// A rewrite node able to send on every interface of `fib` that has
     /// an output node.
     pub fn new(fib: Arc<Fib>) -> Rewrite<F> {
+        Rewrite::with_arc(fib, None)
+    }
+
+    /// A rewrite node at the start of `arc`, a transmit arc over the
+    /// same interfaces.
+    pub fn on_arc(fib: Arc<Fib>, arc: Arc<FeatureArc>) -> Rewrite<F> {
+        Rewrite::with_arc(fib, Some(arc))
+    }
+
+    fn with_arc(fib: Arc<Fib>, arc: Option<Arc<FeatureArc>>) -> Rewrite<F> {
         let interfaces: Arc<Interfaces> = fib.interfaces().clone();
-        let outputs = Outputs::new(&interfaces, next::OUTPUT);
+        // The arc's ends are the same outputs in the same order, after
+        // its features.
+        let features = arc.as_ref().map_or(0, |a| a.features().len());
+        let outputs = Outputs::new(&interfaces, next::ARC + features);
         let out_of_if = interfaces
             .iter()
             .map(|i| {
@@ -81,6 +99,7 @@ impl<F: Family> Rewrite<F> {
             fib,
             outputs,
             out_of_if,
+            arc,
             _family: PhantomData,
         }
     }
@@ -128,24 +147,49 @@ impl<F: Family> Rewrite<F> {
     }
 }
 
+/// A packet the rewrite refused: an ICMP error for an expired TTL or a
+/// packet too big (counted, then to `ipN-icmp-error`), else dropped.
+#[inline(always)]
+fn refuse(out: &mut Next<'_>, pkt: sluice_buf::Packet, e: usize) {
+    match e {
+        error::TTL_EXPIRED | error::MTU_EXCEEDED => {
+            out.count(e, 1);
+            out.send(next::ICMP_ERROR, pkt);
+        }
+        e => out.drop(pkt, e),
+    }
+}
+
 impl<F: Family> Node for Rewrite<F> {
     fn spec(&self) -> NodeSpec {
-        NodeSpec::internal(
-            F::REWRITE,
-            &self.outputs.with(&[F::RESOLVE, F::ICMP_ERROR]),
-            ERRORS,
-        )
+        let features: Vec<&str> = self
+            .arc
+            .as_ref()
+            .map(|a| a.features().iter().map(String::as_str).collect())
+            .unwrap_or_default();
+        let mut fixed = vec![F::RESOLVE, F::ICMP_ERROR];
+        fixed.extend(features);
+        NodeSpec::internal(F::REWRITE, &self.outputs.with(&fixed), ERRORS)
     }
 
     fn process(&mut self, _cx: &mut Cx<'_>, input: &mut Frame, out: &mut Next<'_>) {
+        // The output arc's table only when a feature is enabled somewhere.
+        let table = self.arc.as_ref().filter(|a| a.active()).map(|a| a.load());
+        let table = table.as_deref();
         for mut pkt in input.drain(..) {
             match self.rewrite(&mut pkt) {
-                Ok(next) => out.send(next, pkt),
-                Err(e @ (error::TTL_EXPIRED | error::MTU_EXCEEDED)) => {
-                    out.count(e, 1);
-                    out.send(next::ICMP_ERROR, pkt);
+                Ok(next) => {
+                    // Through the interface's output features, if any;
+                    // the table's ends are this node's outputs.
+                    let next = match table {
+                        Some(t) if next >= next::ARC => {
+                            t.first(pkt.meta().tx_if).saturating_add(next::ARC)
+                        }
+                        _ => next,
+                    };
+                    out.send(next, pkt)
                 }
-                Err(e) => out.drop(pkt, e),
+                Err(e) => refuse(out, pkt, e),
             }
         }
     }

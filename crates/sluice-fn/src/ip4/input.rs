@@ -1,8 +1,13 @@
 //! `ip4-input`: checks that a packet is a well-formed IPv4 packet before
 //! anything trusts its header. The TTL is checked later, by `ip4-rewrite`,
 //! because a packet for this host may arrive with a TTL of 1.
+//!
+//! The `ip4-unicast` feature arc starts here: a good packet goes to the
+//! first feature enabled for its receiving interface, or to `ip4-lookup`.
 
-use sluice_graph::{Cx, ErrorSpec, Frame, Next, Node, NodeSpec};
+use std::sync::Arc;
+
+use sluice_graph::{Cx, ErrorSpec, FeatureArc, Frame, Next, Node, NodeSpec};
 use sluice_wire::checksum;
 
 /// The node's name.
@@ -29,17 +34,25 @@ const ERRORS: &[ErrorSpec] = &[
 
 /// `ip4-input`.
 #[derive(Debug, Default)]
-pub struct Ip4Input;
+pub struct Ip4Input {
+    /// The `ip4-unicast` arc, when the path has one.
+    arc: Option<Arc<FeatureArc>>,
+}
 
 impl Ip4Input {
-    /// The node.
+    /// The node, sending straight to `ip4-lookup`.
     pub fn new() -> Ip4Input {
-        Ip4Input
+        Ip4Input { arc: None }
+    }
+
+    /// The node at the start of `arc` (which ends at `ip4-lookup`).
+    pub fn on_arc(arc: Arc<FeatureArc>) -> Ip4Input {
+        Ip4Input { arc: Some(arc) }
     }
 
     /// Checks the header in the first segment against the whole packet
     /// (a jumbo datagram spans chained buffers; its header never does).
-    #[inline]
+    #[inline(always)]
     fn check(pkt: &mut sluice_buf::Packet) -> Result<(), usize> {
         let total_len = pkt.total_len();
         let d = pkt.data();
@@ -84,14 +97,39 @@ impl Ip4Input {
 
 impl Node for Ip4Input {
     fn spec(&self) -> NodeSpec {
-        NodeSpec::internal(NAME, &["ip4-lookup"], ERRORS)
+        match &self.arc {
+            None => NodeSpec::internal(NAME, &["ip4-lookup"], ERRORS),
+            Some(arc) => NodeSpec {
+                next: arc.next_names(),
+                ..NodeSpec::internal(NAME, &[], ERRORS)
+            },
+        }
     }
 
     fn process(&mut self, _cx: &mut Cx<'_>, input: &mut Frame, out: &mut Next<'_>) {
-        for mut pkt in input.drain(..) {
-            match Self::check(&mut pkt) {
-                Ok(()) => out.send(0, pkt),
-                Err(e) => out.drop(pkt, e),
+        match self.arc.as_ref().filter(|a| a.active()) {
+            Some(arc) => {
+                let table = arc.load();
+                for mut pkt in input.drain(..) {
+                    match Self::check(&mut pkt) {
+                        Ok(()) => {
+                            let next = table.first(pkt.meta().rx_if);
+                            out.send(next, pkt)
+                        }
+                        Err(e) => out.drop(pkt, e),
+                    }
+                }
+            }
+            // No feature anywhere: `ip4-lookup`, the last next node (or
+            // the only one), the loop as it was before arcs.
+            None => {
+                let lookup = out.len() - 1;
+                for mut pkt in input.drain(..) {
+                    match Self::check(&mut pkt) {
+                        Ok(()) => out.send(lookup, pkt),
+                        Err(e) => out.drop(pkt, e),
+                    }
+                }
             }
         }
     }
