@@ -396,6 +396,13 @@ fn summary(figures: &[Value], charts: &[&str], command: &str, date: &str) -> Str
     }
     let _ = writeln!(
         md,
+        "Cycles per packet are every node's of the run, the generator that writes \
+         each packet's bytes and the sinks that read them included; one worker \
+         unless the scenario says otherwise. Typical and target are the design \
+         guide's figures for the function the scenario exercises.\n"
+    );
+    let _ = writeln!(
+        md,
         "| scenario | what | Mpps (median) | min–max | runs | cycles/packet | typical (design guide) | target | peers (Sluice ÷ peer) |"
     );
     let _ = writeln!(md, "|---|---|---|---|---|---|---|---|---|");
