@@ -136,6 +136,27 @@ pub enum Request {
     ShowConntrack,
     /// Per interface, the features enabled on each arc, in order.
     ShowFeatures,
+    /// Starts copying packets as interfaces receive and/or send them, for
+    /// a pcap file written when the capture stops.
+    PcapTrace {
+        /// Copy what interfaces receive.
+        #[serde(default)]
+        rx: bool,
+        /// Copy what interfaces send.
+        #[serde(default)]
+        tx: bool,
+        /// How many packets at most (1 to 100,000).
+        max: u32,
+        /// One interface, by name; every interface when left out.
+        #[serde(default)]
+        interface: Option<String>,
+        /// The pcap file to write (replaced if it exists).
+        file: String,
+    },
+    /// Stops the capture and writes its file.
+    PcapTraceOff,
+    /// Whether a capture runs, how many packets it holds, and its file.
+    ShowPcap,
 }
 
 /// A route as a request gives it: one path.

@@ -12,6 +12,7 @@ use sluice_graph::{Graph, GraphBuilder, GraphStats, runtime};
 use sluice_io::Driver as IfDriver;
 use sluice_io::af_packet::{AfPacket, AfPacketConfig, AfPacketRx, AfPacketTx};
 use sluice_io::af_xdp::{self, AfXdpConfig, AfXdpRx, AfXdpTx};
+use sluice_io::capture::PacketCapture;
 use sluice_io::memif::{
     self, MemifClient, MemifClientConfig, MemifClientRx, MemifClientTx, MemifConfig, MemifRx,
     MemifServer, MemifSocket, MemifTx, RxMode,
@@ -445,6 +446,7 @@ pub struct Dataplane {
     running: Arc<Running>,
     /// Per worker: what it receives from (`show threads`).
     threads: Vec<Vec<String>>,
+    capture: Arc<PacketCapture>,
 }
 
 /// What a run did.
@@ -543,6 +545,8 @@ impl Dataplane {
             .map_err(DataplaneError::Features)?,
         );
         let if_stats = IfStats::new(config.workers, interfaces.len());
+        // `pcap trace`: one capture that every interface node looks at.
+        let capture = Arc::new(PacketCapture::new());
         // Measured once here, so no worker spins 20 ms on it mid-stream.
         sluice_graph::clock::hz();
         // Each cache holds up to three batches; keep every worker's share
@@ -610,7 +614,8 @@ impl Dataplane {
                                 config.burst,
                                 next,
                             )
-                            .with_status(st.clone()),
+                            .with_status(st.clone())
+                            .with_capture(capture.clone()),
                         ))?;
                     }
                     Driver::PcapIn { repeat, .. } => {
@@ -631,7 +636,8 @@ impl Dataplane {
                                 config.burst,
                                 next,
                             )
-                            .with_status(st.clone()),
+                            .with_status(st.clone())
+                            .with_capture(capture.clone()),
                         ))?;
                     }
                     Driver::PcapOut { .. } => {
@@ -645,13 +651,15 @@ impl Dataplane {
                                 PcapCapture::new(writer),
                                 counters.clone(),
                             )
-                            .with_status(st.clone()),
+                            .with_status(st.clone())
+                            .with_capture(capture.clone()),
                         ))?;
                     }
                     Driver::Sink => {
                         b.add(Box::new(
                             InterfaceOutput::new(&i.name, idx, Sink::new(), counters.clone())
-                                .with_status(st.clone()),
+                                .with_status(st.clone())
+                                .with_capture(capture.clone()),
                         ))?;
                     }
                     // Its output is `l2-bvi-output`, one of the L2 nodes.
@@ -674,11 +682,13 @@ impl Dataplane {
                                 config.burst,
                                 next,
                             )
-                            .with_status(st.clone()),
+                            .with_status(st.clone())
+                            .with_capture(capture.clone()),
                         ))?;
                         b.add(Box::new(
                             InterfaceOutput::new(&i.name, idx, Queues::new(tx), counters.clone())
-                                .with_status(st.clone()),
+                                .with_status(st.clone())
+                                .with_capture(capture.clone()),
                         ))?;
                     }
                 }
@@ -708,6 +718,7 @@ impl Dataplane {
             cores: config.cores.clone(),
             running,
             threads,
+            capture,
         })
     }
 
@@ -762,6 +773,7 @@ impl Dataplane {
             cores,
             running,
             threads,
+            capture,
         } = self;
         let started = Instant::now();
         let workers = Workers::spawn(graphs, &cores, stop.clone())?;
@@ -778,6 +790,8 @@ impl Dataplane {
             l2,
             running,
             threads,
+            capture,
+            capture_file: Default::default(),
         });
         let server =
             control.map(|(listener, path)| ControlServer::start(listener, path, state.clone()));
@@ -800,6 +814,18 @@ impl Dataplane {
             .ran()
             .unwrap_or_else(|| started.elapsed())
             .as_secs_f64();
+        // A capture still running when Sluice stops is not lost.
+        if let Some(path) = state.capture_file.lock().ok().and_then(|mut f| f.take()) {
+            let packets = state.capture.stop();
+            match sluice_io::capture::write(&path, &packets) {
+                Ok(()) => eprintln!(
+                    "pcap trace: {} packets written to {}",
+                    packets.len(),
+                    path.display()
+                ),
+                Err(e) => eprintln!("pcap trace: {e}"),
+            }
+        }
         let stats: Vec<Arc<GraphStats>> = workers.stats().to_vec();
         let pinned = workers.cores().to_vec();
         drop((server, scraper));

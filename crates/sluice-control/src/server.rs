@@ -96,6 +96,10 @@ pub struct ControlState {
     pub running: Arc<crate::running::Running>,
     /// Per worker: the queues and inputs it receives from.
     pub threads: Vec<Vec<String>>,
+    /// `pcap trace`: what the interface nodes copy, and the file it goes to.
+    pub capture: Arc<sluice_io::capture::PacketCapture>,
+    /// The file the running capture is written to when it stops.
+    pub capture_file: std::sync::Mutex<Option<PathBuf>>,
 }
 
 /// The control thread; stopped and its socket removed on drop.
@@ -306,6 +310,45 @@ pub fn handle(state: &ControlState, request: &Request) -> Response {
                 .clear_interfaces(&state.interfaces, &state.if_stats);
             Response::ok(Reply::Done)
         }
+        Request::PcapTrace {
+            rx,
+            tx,
+            max,
+            interface,
+            file,
+        } => pcap_trace(state, *rx, *tx, *max, interface.as_deref(), file),
+        Request::PcapTraceOff => {
+            let file = state.capture_file.lock().ok().and_then(|mut f| f.take());
+            let Some(path) = file else {
+                return Response::error(
+                    "no pcap trace is running (start one with pcap trace rx|tx max N file F)",
+                );
+            };
+            let packets = state.capture.stop();
+            match sluice_io::capture::write(&path, &packets) {
+                Ok(()) => Response::ok(Reply::Table {
+                    text: format!("{} packets written to {}\n", packets.len(), path.display()),
+                }),
+                Err(e) => Response::error(format!("pcap trace: {e}")),
+            }
+        }
+        Request::ShowPcap => {
+            let (on, held) = state.capture.status();
+            let file = state.capture_file.lock().ok().and_then(|f| f.clone());
+            let text = match file {
+                Some(f) => format!(
+                    "pcap trace {}: {held} packets held for {}\n",
+                    if on {
+                        "running"
+                    } else {
+                        "full (pcap trace off writes it)"
+                    },
+                    f.display()
+                ),
+                None => "no pcap trace\n".to_string(),
+            };
+            Response::ok(Reply::Table { text })
+        }
         Request::ClearTrace => {
             state.stats.iter().for_each(|g| g.trace.clear());
             Response::ok(Reply::Done)
@@ -464,6 +507,44 @@ fn plan_reply(p: &crate::config::plan::Plan, applied: bool) -> Response {
             .collect(),
         applied,
     })
+}
+
+/// `pcap trace rx|tx max N [intfc NAME] file F`: checks everything, then
+/// starts the capture (replacing one that runs, whose packets are lost).
+fn pcap_trace(
+    state: &ControlState,
+    rx: bool,
+    tx: bool,
+    max: u32,
+    interface: Option<&str>,
+    file: &str,
+) -> Response {
+    if !rx && !tx {
+        return Response::error("pcap trace: say rx, tx or both");
+    }
+    if max == 0 || u64::from(max) > sluice_io::capture::MAX_PACKETS {
+        return Response::error(format!(
+            "max {max}: capture 1 to {} packets",
+            sluice_io::capture::MAX_PACKETS
+        ));
+    }
+    let index = match interface {
+        None | Some("any") => None,
+        Some(name) => match state.interfaces.iter().find(|i| i.name == name) {
+            Some(i) => Some(i.index),
+            None => return Response::error(format!("no interface is called `{name}`")),
+        },
+    };
+    let path = PathBuf::from(file);
+    // The file must be writable now, not found out when the capture ends.
+    if let Err(e) = sluice_io::capture::write(&path, &[]) {
+        return Response::error(format!("pcap trace: {e}"));
+    }
+    if let Ok(mut f) = state.capture_file.lock() {
+        *f = Some(path);
+    }
+    state.capture.start(rx, tx, index, u64::from(max));
+    Response::ok(Reply::Done)
 }
 
 /// Packet by packet, in the order they were first seen, their nodes.

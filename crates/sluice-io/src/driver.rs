@@ -8,6 +8,8 @@ use sluice_buf::BufCache;
 use sluice_graph::iface::{IfCounters, IfIndex};
 use sluice_graph::{Cx, ErrorSpec, FRAME_SIZE, Frame, InputState, Next, Node, NodeSpec};
 
+use crate::capture::{Direction, PacketCapture};
+
 /// What a receive burst found; the same as an input node's state.
 pub type RxState = InputState;
 
@@ -221,12 +223,20 @@ pub struct InterfaceInput<D: Driver> {
     /// The driver has said it is done.
     done: bool,
     status: Option<Arc<LinkStatus>>,
+    capture: Option<Arc<PacketCapture>>,
 }
 
 impl<D: Driver> InterfaceInput<D> {
     /// Follows `status`: nothing is received while it is admin-down.
     pub fn with_status(mut self, status: Arc<LinkStatus>) -> Self {
         self.status = Some(status);
+        self
+    }
+
+    /// Hands what it receives to `capture` when that wants it
+    /// (`pcap trace rx`).
+    pub fn with_capture(mut self, capture: Arc<PacketCapture>) -> Self {
+        self.capture = Some(capture);
         self
     }
 
@@ -254,6 +264,7 @@ impl<D: Driver> InterfaceInput<D> {
             frame: Frame::new(),
             done: false,
             status: None,
+            capture: None,
         }
     }
 }
@@ -295,6 +306,11 @@ impl<D: Driver> Node for InterfaceInput<D> {
             c.rx_packets.add(n as u64);
             c.rx_bytes.add(bytes);
         }
+        if let Some(cap) = &self.capture
+            && cap.wants(Direction::Rx, self.index)
+        {
+            cap.take(&self.frame);
+        }
         out.send_all(0, &mut self.frame);
         // A driver that ends with packets in hand says so on the next
         // poll, so that these are counted as received.
@@ -330,6 +346,7 @@ pub struct InterfaceOutput<D: Driver> {
     index: IfIndex,
     counters: Arc<Vec<IfCounters>>,
     status: Option<Arc<LinkStatus>>,
+    capture: Option<Arc<PacketCapture>>,
 }
 
 impl<D: Driver> InterfaceOutput<D> {
@@ -341,6 +358,7 @@ impl<D: Driver> InterfaceOutput<D> {
             index,
             counters,
             status: None,
+            capture: None,
         }
     }
 
@@ -348,6 +366,13 @@ impl<D: Driver> InterfaceOutput<D> {
     /// admin-down.
     pub fn with_status(mut self, status: Arc<LinkStatus>) -> Self {
         self.status = Some(status);
+        self
+    }
+
+    /// Hands what it sends to `capture` when that wants it (`pcap trace
+    /// tx`).
+    pub fn with_capture(mut self, capture: Arc<PacketCapture>) -> Self {
+        self.capture = Some(capture);
         self
     }
 }
@@ -375,6 +400,11 @@ impl<D: Driver> Node for InterfaceOutput<D> {
         }
         let n = input.len() as u64;
         let bytes: u64 = input.iter().map(|p| p.total_len() as u64).sum();
+        if let Some(cap) = &self.capture
+            && cap.wants(Direction::Tx, self.index)
+        {
+            cap.take(input);
+        }
         let failed = self.driver.tx_burst(cx.buffers, input) as u64;
         // A driver that left packets behind has not freed them: the
         // dispatcher frees them as `unhandled`, so nothing leaks.

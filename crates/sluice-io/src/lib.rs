@@ -34,6 +34,7 @@
 pub mod af_packet;
 #[allow(unsafe_code)] // reclaims buffers the kernel hands back
 pub mod af_xdp;
+pub mod capture;
 mod driver;
 pub mod memif;
 pub mod offload;

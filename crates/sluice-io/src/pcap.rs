@@ -220,10 +220,21 @@ impl<W: Write> PcapWriter<W> {
         segments: impl Iterator<Item = &'a [u8]> + Clone,
     ) -> io::Result<()> {
         let total: usize = segments.clone().map(<[u8]>::len).sum();
-        let incl = total.min(self.snaplen as usize);
         let now = SystemTime::now()
             .duration_since(UNIX_EPOCH)
             .unwrap_or_default();
+        self.write_record(now, total, segments)
+    }
+
+    /// Writes one packet seen at `now` (since the epoch) that was `total`
+    /// bytes long on the wire, of which `segments` hold what was kept.
+    pub fn write_record<'a>(
+        &mut self,
+        now: std::time::Duration,
+        total: usize,
+        segments: impl Iterator<Item = &'a [u8]>,
+    ) -> io::Result<()> {
+        let incl = total.min(self.snaplen as usize);
         let mut h = [0u8; 16];
         h[0..4].copy_from_slice(&(now.as_secs() as u32).to_le_bytes());
         h[4..8].copy_from_slice(&now.subsec_micros().to_le_bytes());

@@ -26,6 +26,9 @@ pub const COMMANDS: &[&str] = &[
     "show version",
     "show trace",
     "trace add NODE N",
+    "pcap trace rx|tx [tx] max N [intfc NAME] file FILE",
+    "pcap trace off",
+    "show pcap",
     "clear trace",
     "clear runtime",
     "clear interfaces",
@@ -175,13 +178,20 @@ mod tests {
         let n = names();
         assert_eq!(
             complete("", &n),
-            ["apply", "clear", "diff", "ip", "set", "show", "trace"]
+            [
+                "apply", "clear", "diff", "ip", "pcap", "set", "show", "trace"
+            ]
         );
         assert_eq!(complete("sh", &n), ["show"]);
         assert_eq!(complete("show i", &n), ["interface", "ip"]);
         assert_eq!(complete("show ip ", &n), ["fib", "neighbors"]);
         assert_eq!(complete("show ip fib ", &n), ["table"]);
         assert_eq!(complete("clear ", &n), ["interfaces", "runtime", "trace"]);
+        assert_eq!(complete("pcap trace ", &n), ["off", "rx", "tx"]);
+        assert_eq!(
+            complete("pcap trace rx max 10 intfc ", &n),
+            ["pg0", "sink0", "sink1"]
+        );
     }
 
     #[test]

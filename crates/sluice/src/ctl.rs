@@ -65,6 +65,9 @@ pub fn parse(words: &[String]) -> anyhow::Result<Request> {
             name: Some(file.to_string()),
         },
         ["show", "trace"] => Request::ShowTrace,
+        ["pcap", "trace", "off"] => Request::PcapTraceOff,
+        ["show", "pcap"] => Request::ShowPcap,
+        ["pcap", "trace", rest @ ..] => pcap_trace(rest)?,
         ["clear", "trace"] => Request::ClearTrace,
         ["clear", "runtime" | "errors"] => Request::ClearRuntime,
         ["clear", "interfaces" | "interface"] => Request::ClearInterfaces,
@@ -101,6 +104,39 @@ pub fn parse(words: &[String]) -> anyhow::Result<Request> {
             w.join(" "),
             crate::complete::help()
         ),
+    })
+}
+
+/// `pcap trace [rx] [tx] max N [intfc NAME|any] file F`, in VPP's words
+/// and any order. The file is made absolute here: the daemon's working
+/// directory is not the operator's.
+fn pcap_trace(words: &[&str]) -> anyhow::Result<Request> {
+    let (mut rx, mut tx, mut max, mut interface, mut file) = (false, false, None, None, None);
+    let mut w = words.iter();
+    while let Some(word) = w.next() {
+        match *word {
+            "rx" => rx = true,
+            "tx" => tx = true,
+            "max" => max = Some(number(w.next().copied().unwrap_or(""), "max")?),
+            "intfc" | "interface" => {
+                interface = w.next().map(|n| n.to_string());
+                if interface.is_none() {
+                    bail!("pcap trace: intfc needs an interface name (or any)");
+                }
+            }
+            "file" => {
+                let f = w.next().context("pcap trace: file needs a path")?;
+                file = Some(std::path::absolute(f)?.display().to_string());
+            }
+            other => bail!("pcap trace: `{other}`: expected rx, tx, max N, intfc NAME or file F"),
+        }
+    }
+    Ok(Request::PcapTrace {
+        rx,
+        tx,
+        max: max.context("pcap trace: say how many packets (max N)")?,
+        interface,
+        file: file.context("pcap trace: say where to write them (file F)")?,
     })
 }
 

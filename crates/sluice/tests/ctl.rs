@@ -427,3 +427,75 @@ fn the_interactive_prompt_runs_one_command_a_line() {
     assert!(err.contains("unknown command"), "{err}");
     assert!(!out.contains("pg0"), "nothing after quit: {out}");
 }
+
+/// `pcap trace`: what pg0 receives and sink0 sends, written to a file that
+/// tshark reads back; bad requests refused with nothing started.
+#[test]
+fn pcap_trace_writes_what_interfaces_receive_and_send() {
+    if !sluice_testnet::require("tshark") {
+        return;
+    }
+    let d = Daemon::start("pcap");
+    assert!(d.ok("show pcap").contains("no pcap trace"));
+    let rx = d.dir.join("rx.pcap");
+    d.ok(&format!(
+        "pcap trace rx max 40 intfc pg0 file {}",
+        rx.display()
+    ));
+    wait_for("forty packets", || d.ok("show pcap").contains("40 packets"));
+    assert!(d.ok("pcap trace off").contains("40 packets written"));
+    let tx = d.dir.join("tx.pcap");
+    d.ok(&format!(
+        "pcap trace tx max 25 intfc sink0 file {}",
+        tx.display()
+    ));
+    wait_for("25 packets", || d.ok("show pcap").contains("25 packets"));
+    d.ok("pcap trace off");
+    let read = |f: &Path| {
+        let o = Command::new("tshark")
+            .args(["-r"])
+            .arg(f)
+            .args([
+                "-T", "fields", "-e", "eth.dst", "-e", "ip.dst", "-e", "ip.ttl",
+            ])
+            .output()
+            .unwrap();
+        assert!(o.status.success(), "{}", text(&o));
+        String::from_utf8_lossy(&o.stdout)
+            .lines()
+            .map(|l| l.split('\t').map(String::from).collect::<Vec<_>>())
+            .collect::<Vec<_>>()
+    };
+    let got = read(&rx);
+    assert_eq!(got.len(), 40);
+    assert!(got.iter().all(|f| f[1].starts_with("10.9.0.")), "{got:?}");
+    let sent = read(&tx);
+    assert_eq!(sent.len(), 25);
+    // Sent as routed: to the next hop's MAC, one hop less to live.
+    let ttl_in: u32 = got[0][2].parse().unwrap();
+    assert!(
+        sent.iter()
+            .all(|f| f[0] == "02:00:00:00:00:01" && f[2].parse::<u32>().unwrap() + 1 == ttl_in),
+        "{sent:?}"
+    );
+    for (words, why) in [
+        ("pcap trace off", "no pcap trace is running"),
+        ("pcap trace max 10 file /tmp/x.pcap", "rx, tx or both"),
+        ("pcap trace rx max 0 file /tmp/x.pcap", "max 0"),
+        (
+            "pcap trace rx max 10 intfc nosuch file /tmp/x.pcap",
+            "no interface",
+        ),
+        (
+            "pcap trace rx max 10 file /nonexistent-dir/x.pcap",
+            "nonexistent-dir",
+        ),
+        ("pcap trace rx file /tmp/x.pcap", "max N"),
+        ("pcap trace rx max 10", "file F"),
+    ] {
+        let o = d.ctl(words);
+        assert_ne!(o.status.code(), Some(0), "`{words}`: {}", text(&o));
+        assert!(text(&o).contains(why), "`{words}`: {}", text(&o));
+    }
+    assert!(d.ok("show pcap").contains("no pcap trace"));
+}
