@@ -443,6 +443,7 @@ pub struct Dataplane {
     if_stats: IfStats,
     graphs: Vec<Graph>,
     cores: Vec<usize>,
+    main_core: Option<usize>,
     running: Arc<Running>,
     /// Per worker: what it receives from (`show threads`).
     threads: Vec<Vec<String>>,
@@ -716,6 +717,7 @@ impl Dataplane {
             if_stats,
             graphs,
             cores: config.cores.clone(),
+            main_core: config.main_core,
             running,
             threads,
             capture,
@@ -771,12 +773,20 @@ impl Dataplane {
             if_stats,
             graphs,
             cores,
+            main_core,
             running,
             threads,
             capture,
         } = self;
         let started = Instant::now();
         let workers = Workers::spawn(graphs, &cores, stop.clone())?;
+        // After the workers: a thread inherits its maker's cores, and the
+        // control threads started below should share the main one's.
+        if let Some(core) = main_core
+            && !sluice_graph::worker::pin_current(core)
+        {
+            eprintln!("workers.main-core: core {core} is not available; the main thread floats");
+        }
         let state = Arc::new(ControlState {
             interfaces: interfaces.clone(),
             if_stats: if_stats.clone(),

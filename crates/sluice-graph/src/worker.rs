@@ -128,6 +128,16 @@ impl Workers {
     }
 }
 
+/// Pins the calling thread to `core` (the main thread, when configured);
+/// false if that core is not one this process may use.
+pub fn pin_current(core: usize) -> bool {
+    let allowed = core_affinity::get_core_ids()
+        .unwrap_or_default()
+        .iter()
+        .any(|c| c.id == core);
+    allowed && core_affinity::set_for_current(core_affinity::CoreId { id: core })
+}
+
 /// The core worker `w` is pinned to when none is configured.
 fn default_core(w: usize, available: &[usize]) -> Option<usize> {
     if available.is_empty() {

@@ -2,7 +2,8 @@
 //! and read back by tshark, and refused configurations.
 
 use std::path::{Path, PathBuf};
-use std::process::{Command, Output};
+use std::process::{Command, Output, Stdio};
+use std::time::Duration;
 
 use etherparse::PacketBuilder;
 use sluice_io::pcap::PcapWriter;
@@ -610,5 +611,85 @@ mac = "02:00:00:00:00:09"
     assert!(
         lines.contains(&"100,02:5c:00:00:00:b1,02:00:00:00:00:09,0,1,1".to_string()),
         "the echo reply, from the BVI, tagged: {lines:?}"
+    );
+}
+
+/// `[workers] main-core` pins the main thread there, and the workers stay
+/// on their own cores (a thread inherits its maker's cores, so the order
+/// of pinning matters); a main core that is also a worker's is refused.
+#[test]
+fn the_main_thread_and_the_workers_run_where_configured() {
+    let cores = std::thread::available_parallelism().map_or(1, |n| n.get());
+    if cores < 2 {
+        eprintln!("skipping: one core");
+        return;
+    }
+    let dir = sluice_testnet::Scratch::new("mcore");
+    let cfg = dir.join("c.toml");
+    std::fs::write(
+        &cfg,
+        "[workers]\ncount = 1\ncores = [1]\nmain-core = 0\n\n\
+         [[interface]]\nname = \"pg0\"\ndriver = \"pg\"\n\n\
+         [[interface]]\nname = \"sink0\"\ndriver = \"sink\"\n\n\
+         [[xconnect]]\nfrom = \"pg0\"\nto = \"sink0\"\n\n\
+         [[stream]]\nname = \"s\"\ninterface = \"pg0\"\nrate = 1000\ncount = 0\n\
+         src-ip = \"10.0.0.1\"\ndst-ip = \"10.0.0.2\"\n",
+    )
+    .unwrap();
+    let child = sluice_testnet::ChildGuard(
+        sluice()
+            .args(["run", "--socket", "none", "--duration", "10", "-c"])
+            .arg(&cfg)
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .unwrap(),
+    );
+    let pid = child.0.id();
+    // Each thread's allowed cores, by name, once the worker is there.
+    let allowed = || -> Vec<(String, String)> {
+        let Ok(tasks) = std::fs::read_dir(format!("/proc/{pid}/task")) else {
+            return Vec::new();
+        };
+        tasks
+            .flatten()
+            .filter_map(|t| {
+                let comm = std::fs::read_to_string(t.path().join("comm")).ok()?;
+                let status = std::fs::read_to_string(t.path().join("status")).ok()?;
+                let list = status
+                    .lines()
+                    .find_map(|l| l.strip_prefix("Cpus_allowed_list:"))?
+                    .trim()
+                    .to_string();
+                Some((comm.trim().to_string(), list))
+            })
+            .collect()
+    };
+    let end = std::time::Instant::now() + Duration::from_secs(10);
+    let mut seen = Vec::new();
+    while std::time::Instant::now() < end {
+        seen = allowed();
+        if seen.iter().any(|(n, _)| n == "sluice_wk_0")
+            && seen.iter().any(|(n, l)| n == "sluice" && l == "0")
+        {
+            break;
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    assert!(
+        seen.contains(&("sluice_wk_0".to_string(), "1".to_string())),
+        "the worker on core 1: {seen:?}"
+    );
+    assert!(
+        seen.contains(&("sluice".to_string(), "0".to_string())),
+        "the main thread on core 0: {seen:?}"
+    );
+    drop(child);
+    let e = refused(
+        "[workers]\ncores = [1]\nmain-core = 1\n\n[[interface]]\nname = \"s\"\ndriver = \"sink\"\n",
+    );
+    assert!(
+        e.contains("workers.main-core") && e.contains("also a worker's"),
+        "{e}"
     );
 }

@@ -53,7 +53,17 @@ struct OutWorkers {
     count: usize,
     #[serde(skip_serializing_if = "Vec::is_empty")]
     cores: Vec<usize>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    main_core: Option<usize>,
     burst: usize,
+    #[serde(skip_serializing_if = "std::ops::Not::not")]
+    handoff: bool,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    handoff_ring: Option<usize>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    flow_hash: Option<&'static str>,
+    #[serde(skip_serializing_if = "std::ops::Not::not")]
+    symmetric: bool,
 }
 
 #[derive(Serialize, Default)]
@@ -396,10 +406,22 @@ impl Config {
                     HugePages::Require => "require",
                 },
             },
-            workers: OutWorkers {
-                count: self.workers,
-                cores: self.cores.clone(),
-                burst: self.burst,
+            workers: {
+                let h = self.handoff.as_ref();
+                let default = sluice_fn::handoff::HandoffConfig::default();
+                OutWorkers {
+                    count: self.workers,
+                    cores: self.cores.clone(),
+                    main_core: self.main_core,
+                    burst: self.burst,
+                    handoff: h.is_some(),
+                    handoff_ring: h.map(|h| h.ring_size).filter(|&r| r != default.ring_size),
+                    flow_hash: h.and_then(|h| match h.hash {
+                        sluice_fn::rss::RssHash::Toeplitz => None,
+                        sluice_fn::rss::RssHash::Fast => Some("fast"),
+                    }),
+                    symmetric: h.is_some_and(|h| h.symmetric),
+                }
             },
             interface,
             stream,
@@ -503,6 +525,11 @@ huge-pages = "never"
 [workers]
 count = 2
 cores = [3, 1]
+main-core = 0
+handoff = true
+handoff-ring = 1024
+flow-hash = "fast"
+symmetric = true
 burst = 64
 
 [[interface]]

@@ -57,6 +57,8 @@ pub struct Config {
     pub workers: usize,
     /// Core of each worker (may be shorter than `workers`: the rest float).
     pub cores: Vec<usize>,
+    /// The core of the main (control) thread, if pinned.
+    pub main_core: Option<usize>,
     /// Packets per input burst (the vector size an input node makes).
     pub burst: usize,
     /// Hand every received packet to the worker owning its flow
@@ -268,6 +270,7 @@ struct RawBuffers {
 struct RawWorkers {
     count: Option<Spanned<i64>>,
     cores: Option<Spanned<Vec<i64>>>,
+    main_core: Option<Spanned<i64>>,
     burst: Option<Spanned<i64>>,
     handoff: Option<Spanned<bool>>,
     handoff_ring: Option<Spanned<i64>>,
@@ -907,6 +910,20 @@ impl Config {
                 cores
             }
         };
+        let main_core = match &raw.workers.main_core {
+            None => None,
+            Some(v) => {
+                let k: usize = c.int(v, "workers.main-core", 0, 4095)?;
+                if cores.contains(&k) {
+                    return c.err(
+                        v.span(),
+                        "workers.main-core",
+                        format!("core {k} is also a worker's: the control thread would take cycles from it"),
+                    );
+                }
+                Some(k)
+            }
+        };
         let burst = match &raw.workers.burst {
             Some(v) => c.int(v, "workers.burst", 1, sluice_graph::FRAME_SIZE as i64)?,
             None => sluice_graph::FRAME_SIZE,
@@ -1423,6 +1440,7 @@ impl Config {
             huge_pages,
             workers,
             cores,
+            main_core,
             burst,
             handoff,
             interfaces,
