@@ -157,6 +157,8 @@ pub enum Request {
     PcapTraceOff,
     /// Whether a capture runs, how many packets it holds, and its file.
     ShowPcap,
+    /// The intrusion detector: alerts per rule, log lines held back.
+    ShowIds,
 }
 
 /// A route as a request gives it: one path.
@@ -327,6 +329,35 @@ pub enum Reply {
         /// One row a worker and address family.
         rows: Vec<ConntrackRow>,
     },
+    /// `show ids`.
+    Ids {
+        /// The rules and counters, for people.
+        text: String,
+        /// `detect` or `prevent` (empty without `[ids]`).
+        mode: String,
+        /// One row a rule, in the file's order, counted over every worker
+        /// and address family.
+        rules: Vec<IdsRuleRow>,
+        /// Packets whose payload was scanned.
+        scanned: u64,
+        /// Alerts raised (a packet matching two rules raises two).
+        alerts: u64,
+        /// Alert lines written.
+        logged: u64,
+        /// Alert lines the rate limit held back.
+        suppressed: u64,
+    },
+}
+
+/// One intrusion detection rule and its alerts.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct IdsRuleRow {
+    /// Its sid.
+    pub sid: u32,
+    /// Its message.
+    pub msg: String,
+    /// Alerts it raised.
+    pub alerts: u64,
 }
 
 /// One access list.

@@ -1,12 +1,14 @@
-//! The features interfaces run — access lists and the stateful firewall —
-//! as live objects: the feature arcs, the lists each interface is judged
-//! by, the firewall's policy, and the connection tables' counters.
+//! The features interfaces run — access lists, the stateful firewall and
+//! the intrusion detector — as live objects: the feature arcs, the lists
+//! each interface is judged by, the firewall's policy, and the counters
+//! of the connection tables and of the detector.
 //!
 //! One [`Features`] serves every worker. Its nodes are made per worker
 //! ([`Features::nodes`]): `ipN-acl-in` and `ipN-acl-out` always (so an
 //! ACL can be put on any interface while the workers forward), and
 //! `ipN-conntrack` when the configuration has `[conntrack]` (its tables
-//! are allocated then, whole). [`Features::apply`] makes everything what
+//! are allocated then, whole), `ipN-ids` when it has `[ids]` (its rules
+//! were compiled when the configuration was read). [`Features::apply`] makes everything what
 //! a configuration says: it builds every list first, off the data path
 //! (a failure changes nothing), stores each interface's list, then the
 //! policy, and only then enables or disables features on the arcs — so a
@@ -19,11 +21,12 @@ use arc_swap::ArcSwap;
 use sluice_fn::acl::{AclNode, Action, SharedAcl};
 use sluice_fn::conntrack::{Clock, ConnTrack, ConnTrackNode, CtStats, Policy};
 use sluice_fn::features::{self as arcs, IpArcs};
+use sluice_fn::ids::{IdsNode, IdsStats, StderrLog};
 use sluice_fn::{Acl, CtConfig};
 use sluice_graph::iface::Interfaces;
 use sluice_graph::{Node, Onward};
 
-use crate::config::{Config, Firewall};
+use crate::config::{Config, Firewall, IdsSettings};
 
 /// The connection tables' counters of one worker and family.
 #[derive(Debug, Clone)]
@@ -36,6 +39,17 @@ pub struct TableStats {
     pub stats: Arc<CtStats>,
 }
 
+/// The intrusion detector's counters of one worker and family.
+#[derive(Debug, Clone)]
+pub struct DetectorStats {
+    /// Worker number.
+    pub worker: usize,
+    /// `ip4` or `ip6`.
+    pub family: &'static str,
+    /// Its counters.
+    pub stats: Arc<IdsStats>,
+}
+
 /// The live feature objects of a data plane.
 pub struct Features {
     arcs: IpArcs,
@@ -46,6 +60,8 @@ pub struct Features {
     policy: Arc<ArcSwap<Policy>>,
     conntrack: Option<CtConfig>,
     tables: Mutex<Vec<TableStats>>,
+    ids: Option<IdsSettings>,
+    detectors: Mutex<Vec<DetectorStats>>,
 }
 
 /// The list an interface holds until it is given one (it runs only on
@@ -63,8 +79,11 @@ impl Features {
     pub fn new(config: &Config, interfaces: &Interfaces) -> Result<Features, String> {
         let conntrack = config.conntrack.clone();
         let with_ct = conntrack.is_some();
-        let arcs = IpArcs::new(interfaces, |f| {
-            with_ct || (f != sluice_fn::conntrack::IP4_NAME && f != sluice_fn::conntrack::IP6_NAME)
+        let with_ids = config.ids.is_some();
+        let arcs = IpArcs::new(interfaces, |f| match f {
+            sluice_fn::conntrack::IP4_NAME | sluice_fn::conntrack::IP6_NAME => with_ct,
+            sluice_fn::ids::IP4_NAME | sluice_fn::ids::IP6_NAME => with_ids,
+            _ => true,
         })
         .map_err(|e| e.to_string())?;
         let n = interfaces.len();
@@ -75,6 +94,8 @@ impl Features {
             policy: Arc::new(ArcSwap::from_pointee(Policy::reflect_only())),
             conntrack,
             tables: Mutex::new(Vec::new()),
+            ids: config.ids.clone(),
+            detectors: Mutex::new(Vec::new()),
         })
     }
 
@@ -133,6 +154,35 @@ impl Features {
                 nodes.push(Box::new(node));
             }
         }
+        if let Some(ids) = &self.ids {
+            let mut detectors = self.detectors.lock().unwrap_or_else(|e| e.into_inner());
+            for (family, name, arc) in [
+                ("ip4", sluice_fn::ids::IP4_NAME, &a.ip4_unicast),
+                ("ip6", sluice_fn::ids::IP6_NAME, &a.ip6_unicast),
+            ] {
+                let make = if family == "ip4" {
+                    IdsNode::ip4
+                } else {
+                    IdsNode::ip6
+                };
+                // One compiled set for every worker; each node has its own
+                // scratch, rate limit and counters.
+                let node = make(
+                    name,
+                    "",
+                    ids.rules.clone(),
+                    ids.alerting,
+                    Box::new(StderrLog),
+                )
+                .on_arc(on(arc, name)?);
+                detectors.push(DetectorStats {
+                    worker,
+                    family,
+                    stats: node.stats(),
+                });
+                nodes.push(Box::new(node));
+            }
+        }
         Ok(nodes)
     }
 
@@ -143,6 +193,20 @@ impl Features {
             .lock()
             .unwrap_or_else(|e| e.into_inner())
             .clone()
+    }
+
+    /// The detector's counters, by worker and family (empty without
+    /// `[ids]`).
+    pub fn detectors(&self) -> Vec<DetectorStats> {
+        self.detectors
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .clone()
+    }
+
+    /// The detector's settings and rules, if it runs.
+    pub fn ids(&self) -> Option<&IdsSettings> {
+        self.ids.as_ref()
     }
 
     /// The connection tables' configuration, if they exist.
@@ -163,6 +227,11 @@ impl Features {
             return Err(
                 "the firewall needs connection tables, made at start: restart with [conntrack]"
                     .into(),
+            );
+        }
+        if self.ids.is_none() && config.features.iter().any(|f| f.ids) {
+            return Err(
+                "intrusion detection needs its rules, compiled at start: restart with [ids]".into(),
             );
         }
         // Every list, built before anything changes.
@@ -222,6 +291,7 @@ impl Features {
                 pick(&[
                     (f.acl_in.is_some(), arcs::IP4_ACL_IN),
                     (ct, sluice_fn::conntrack::IP4_NAME),
+                    (f.ids, sluice_fn::ids::IP4_NAME),
                 ]),
             )?;
             set(
@@ -229,6 +299,7 @@ impl Features {
                 pick(&[
                     (f.acl_in.is_some(), arcs::IP6_ACL_IN),
                     (ct, sluice_fn::conntrack::IP6_NAME),
+                    (f.ids, sluice_fn::ids::IP6_NAME),
                 ]),
             )?;
             set(

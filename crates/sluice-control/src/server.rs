@@ -396,6 +396,10 @@ pub fn handle(state: &ControlState, request: &Request) -> Response {
                 .collect();
             Response::ok(crate::show::acls(&state.running.config(), denied))
         }
+        Request::ShowIds => Response::ok(match state.running.features() {
+            Some(f) => crate::show::ids(f.ids(), &f.detectors()),
+            None => crate::show::ids(None, &[]),
+        }),
         Request::ShowConntrack => Response::ok(crate::show::conntrack(
             &state
                 .running

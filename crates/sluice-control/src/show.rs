@@ -285,6 +285,70 @@ pub fn conntrack(tables: &[crate::features::TableStats]) -> crate::api::Reply {
     crate::api::Reply::Conntrack { text, rows }
 }
 
+/// `show ids`: each rule's alerts, and what the detector scanned and
+/// logged, summed over workers and address families.
+pub fn ids(
+    settings: Option<&crate::config::IdsSettings>,
+    detectors: &[crate::features::DetectorStats],
+) -> crate::api::Reply {
+    use crate::api::IdsRuleRow;
+    use sluice_fn::ids::IdsStats;
+    let Some(settings) = settings else {
+        return crate::api::Reply::Ids {
+            text: "No intrusion detection (add an [ids] section)\n".to_string(),
+            mode: String::new(),
+            rules: Vec::new(),
+            scanned: 0,
+            alerts: 0,
+            logged: 0,
+            suppressed: 0,
+        };
+    };
+    let sum = |f: fn(&IdsStats) -> u64| detectors.iter().map(|d| f(&d.stats)).sum::<u64>();
+    let rules: Vec<IdsRuleRow> = settings
+        .rules
+        .rules()
+        .iter()
+        .map(|r| IdsRuleRow {
+            sid: r.sid,
+            msg: r.msg.clone(),
+            alerts: detectors.iter().map(|d| d.stats.by_sid(r.sid)).sum(),
+        })
+        .collect();
+    let mode = crate::config::ids::mode_word(settings.alerting.mode).to_string();
+    let (scanned, alerts) = (
+        sum(|s| IdsStats::get(&s.scanned)),
+        sum(|s| IdsStats::get(&s.alerts)),
+    );
+    let (logged, suppressed) = (
+        sum(|s| IdsStats::get(&s.logged)),
+        sum(|s| IdsStats::get(&s.suppressed)),
+    );
+    let mut text = format!(
+        "Mode {mode}, rules from {}\n{:>10}{:>12}  {}\n",
+        settings.rules_file.display(),
+        "Sid",
+        "Alerts",
+        "Message"
+    );
+    for r in &rules {
+        let _ = writeln!(text, "{:>10}{:>12}  {}", r.sid, r.alerts, r.msg);
+    }
+    let _ = writeln!(
+        text,
+        "Scanned {scanned} packets, {alerts} alerts, {logged} logged, {suppressed} log lines suppressed"
+    );
+    crate::api::Reply::Ids {
+        text,
+        mode,
+        rules,
+        scanned,
+        alerts,
+        logged,
+        suppressed,
+    }
+}
+
 /// `show features`: per arc and interface, the features in order.
 pub fn features(enabled: &[(String, String, Vec<String>)]) -> crate::api::Reply {
     let mut text = String::new();

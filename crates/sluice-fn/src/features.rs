@@ -1,7 +1,7 @@
 //! The routing path's feature arcs, and the order their features run in.
 //!
 //! ```text
-//! ipN-input → [ipN-unicast: ipN-acl-in → ipN-conntrack] → ipN-lookup
+//! ipN-input → [ipN-unicast: ipN-acl-in → ipN-conntrack → ipN-ids] → ipN-lookup
 //! ipN-rewrite → [ipN-output: ipN-acl-out] → <if>-output
 //! ```
 //!
@@ -10,8 +10,11 @@
 //! by the sending interface, after the TTL, MTU and Ethernet rewrite, so
 //! an output ACL sees what leaves. The ACL runs before connection
 //! tracking so that a permit+reflect rule can mark a flow's first packet
-//! for the tracker. An arc holds only the features whose nodes the graph
-//! has ([`IpArcs::new`] is told which).
+//! for the tracker; the intrusion detector runs after the tracker, so
+//! that what it scans has passed the firewall (no alert for a packet
+//! about to be dropped anyway) and invalid packets are gone. An arc
+//! holds only the features whose nodes the graph has ([`IpArcs::new`]
+//! is told which).
 
 use std::sync::Arc;
 
@@ -37,9 +40,11 @@ pub const IP4_ACL_OUT: &str = "ip4-acl-out";
 pub const IP6_ACL_OUT: &str = "ip6-acl-out";
 
 /// Every feature of `ip4-unicast`, in the order they run.
-pub const IP4_UNICAST_ORDER: &[&str] = &[IP4_ACL_IN, crate::conntrack::IP4_NAME];
+pub const IP4_UNICAST_ORDER: &[&str] =
+    &[IP4_ACL_IN, crate::conntrack::IP4_NAME, crate::ids::IP4_NAME];
 /// Every feature of `ip6-unicast`, in the order they run.
-pub const IP6_UNICAST_ORDER: &[&str] = &[IP6_ACL_IN, crate::conntrack::IP6_NAME];
+pub const IP6_UNICAST_ORDER: &[&str] =
+    &[IP6_ACL_IN, crate::conntrack::IP6_NAME, crate::ids::IP6_NAME];
 /// Every feature of `ip4-output`, in the order they run.
 pub const IP4_OUTPUT_ORDER: &[&str] = &[IP4_ACL_OUT];
 /// Every feature of `ip6-output`, in the order they run.

@@ -22,6 +22,7 @@ pub const COMMANDS: &[&str] = &[
     "show running-config",
     "show acl",
     "show conntrack",
+    "show ids",
     "show features",
     "show version",
     "show trace",
@@ -183,7 +184,7 @@ mod tests {
             ]
         );
         assert_eq!(complete("sh", &n), ["show"]);
-        assert_eq!(complete("show i", &n), ["interface", "ip"]);
+        assert_eq!(complete("show i", &n), ["ids", "interface", "ip"]);
         assert_eq!(complete("show ip ", &n), ["fib", "neighbors"]);
         assert_eq!(complete("show ip fib ", &n), ["table"]);
         assert_eq!(complete("clear ", &n), ["interfaces", "runtime", "trace"]);

@@ -79,6 +79,7 @@ pub fn parse(words: &[String]) -> anyhow::Result<Request> {
         ["show", "threads" | "thread"] => Request::ShowThreads,
         ["show", "acl" | "acls"] => Request::ShowAcl,
         ["show", "conntrack" | "sessions"] => Request::ShowConntrack,
+        ["show", "ids"] => Request::ShowIds,
         ["show", "features" | "feature"] => Request::ShowFeatures,
         ["show", "ip" | "ip6", "fib"] => Request::ShowIpFib { table: 0 },
         ["show", "ip" | "ip6", "fib", "table", t] => Request::ShowIpFib {
@@ -366,7 +367,8 @@ fn show(response: &Response, json: bool) -> anyhow::Result<()> {
             | Reply::BridgeDomains { text, .. }
             | Reply::Threads { text, .. }
             | Reply::Acls { text, .. }
-            | Reply::Conntrack { text, .. } => print!("{text}"),
+            | Reply::Conntrack { text, .. }
+            | Reply::Ids { text, .. } => print!("{text}"),
             Reply::Done => {}
         }
     }

@@ -38,6 +38,8 @@ struct Out {
     acl: Vec<super::security::OutAcl>,
     #[serde(skip_serializing_if = "Option::is_none")]
     conntrack: Option<super::security::OutConntrack>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    ids: Option<super::ids::OutIds>,
 }
 
 #[derive(Serialize)]
@@ -111,6 +113,8 @@ struct OutInterface {
     acl_out: Option<String>,
     #[serde(skip_serializing_if = "Option::is_none")]
     firewall: Option<&'static str>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    ids: Option<bool>,
 }
 
 /// A number, or a string for ranges and words (`"64-1500"`, `"imix"`).
@@ -431,6 +435,7 @@ impl Config {
             xconnect,
             acl: self.acls.iter().map(super::security::acl_out).collect(),
             conntrack: self.conntrack.as_ref().map(super::security::conntrack_out),
+            ids: self.ids.as_ref().map(super::ids::ids_out),
         };
         // Every field above is a string, number, boolean or table of
         // them: serialising cannot fail. Should it ever, say so in the
@@ -461,6 +466,7 @@ impl Config {
             out.acl_in = f.acl_in.clone();
             out.acl_out = f.acl_out.clone();
             out.firewall = f.firewall.map(super::Firewall::as_str);
+            out.ids = f.ids.then_some(true);
         }
         match &itf.driver {
             Driver::PcapIn { file, repeat } => {

@@ -16,9 +16,11 @@ use std::sync::Arc;
 use serde::Deserialize;
 
 mod emit;
+pub mod ids;
 mod l2;
 pub mod plan;
 pub mod security;
+pub use ids::IdsSettings;
 pub use security::{AclConfig, Firewall, IfFeatures};
 use sluice_buf::HugePages;
 use sluice_io::pg::{Ipv4Range, L4, PacketSize, PortRange, StreamSpec};
@@ -86,6 +88,8 @@ pub struct Config {
     pub acls: Vec<AclConfig>,
     /// Connection tracking (`[conntrack]`): its tables are made at start.
     pub conntrack: Option<sluice_fn::CtConfig>,
+    /// Intrusion detection (`[ids]`): its rules, compiled at parse.
+    pub ids: Option<IdsSettings>,
     /// Per interface, in index order: the features it runs.
     pub features: Vec<IfFeatures>,
 }
@@ -256,6 +260,7 @@ struct RawConfig {
     #[serde(default)]
     acl: Vec<security::RawAcl>,
     conntrack: Option<security::RawConntrack>,
+    ids: Option<ids::RawIds>,
 }
 
 #[derive(Deserialize, Default)]
@@ -303,6 +308,7 @@ struct RawInterface {
     acl_in: Option<Spanned<String>>,
     acl_out: Option<Spanned<String>>,
     firewall: Option<Spanned<String>>,
+    ids: Option<Spanned<bool>>,
 }
 
 #[derive(Deserialize)]
@@ -1421,7 +1427,11 @@ impl Config {
             Some(r) => Some(security::conntrack(&c, r)?),
             None => None,
         };
-        let mut features = Vec::new();
+        let ids = match &raw.ids {
+            Some(r) => Some(ids::ids(&c, r)?),
+            None => None,
+        };
+        let mut features: Vec<IfFeatures> = Vec::new();
         for (i, r) in raw.interface.iter().enumerate() {
             let key = |k: &str| format!("interface[{i}].{k}");
             features.push(security::interface_features(
@@ -1434,6 +1444,9 @@ impl Config {
                 in_l2(i),
                 &key,
             )?);
+            if let Some(v) = &r.ids {
+                features[i].ids = ids::interface_ids(&c, v, ids.is_some(), in_l2(i), &key)?;
+            }
         }
         let mut config = Config {
             buffers,
@@ -1454,6 +1467,7 @@ impl Config {
             xconnects,
             acls,
             conntrack,
+            ids,
             features,
         };
         config.count_tables();

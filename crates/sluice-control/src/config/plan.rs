@@ -71,7 +71,8 @@ pub enum Live {
         /// Its name.
         name: String,
     },
-    /// The features an interface runs (`acl-in`, `acl-out`, `firewall`).
+    /// The features an interface runs (`acl-in`, `acl-out`, `firewall`,
+    /// `ids`).
     Features {
         /// The interface's name.
         interface: String,
@@ -459,6 +460,9 @@ pub fn plan(running: &Config, wanted: &Config, live_tables: u32) -> Plan {
             if let Some(fw) = f.firewall {
                 w.push(format!("firewall {}", fw.as_str()));
             }
+            if f.ids {
+                w.push("ids".to_string());
+            }
             if w.is_empty() {
                 "none".to_string()
             } else {
@@ -477,6 +481,15 @@ pub fn plan(running: &Config, wanted: &Config, live_tables: u32) -> Plan {
         steps.push(Step {
             sign: sign(running.conntrack.as_ref(), wanted.conntrack.as_ref()),
             what: "conntrack (tables are made at start)".into(),
+            live: None,
+        });
+    }
+    // A rule set is compiled into each worker's ids nodes, whose per-rule
+    // counters follow its order: new rules or mode, new nodes.
+    if running.ids != wanted.ids {
+        steps.push(Step {
+            sign: sign(running.ids.as_ref(), wanted.ids.as_ref()),
+            what: "ids (rules are compiled into the workers at start)".into(),
             live: None,
         });
     }

@@ -82,6 +82,8 @@ pub struct IfFeatures {
     pub acl_out: Option<String>,
     /// Connection tracking on its receive arcs, and its side.
     pub firewall: Option<Firewall>,
+    /// Intrusion detection on its receive arcs.
+    pub ids: bool,
 }
 
 impl IfFeatures {

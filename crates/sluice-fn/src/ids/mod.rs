@@ -62,17 +62,18 @@
 //! but at the hundreds of patterns a port group holds they are no
 //! faster than the walk itself.)
 //!
-//! # Integration (not wired yet)
+//! # Integration
 //!
-//! `sluice-control` has to: read an `[ids]` section (rule file path,
-//! mode, log rate and burst), parse the file with [`parse_rules`] (its
-//! [`RuleError`] names the line) and build one [`RuleSet`] shared by
-//! every worker (`Arc`; it is immutable); build an [`IdsNode`] per worker
-//! and family with a [`StderrLog`] (or the daemon's log) and place it
-//! after `ipN-conntrack` (so fragments and invalid packets are gone) on
-//! the ipN-unicast arc; publish [`IdsStats`] to `show` and the metrics. A new
-//! rule file means new nodes (the per-rule counters follow the set's
-//! order).
+//! `sluice-control` wires it (`config::ids`, `features`): an `[ids]`
+//! section names the rule file, mode, log rate and burst; the file is
+//! parsed with [`parse_rules`] (its [`RuleError`] names the line) and
+//! compiled into one [`RuleSet`] shared by every worker (`Arc`; it is
+//! immutable) when the configuration is read; each worker gets an
+//! [`IdsNode`] per family with a [`StderrLog`], placed after
+//! `ipN-conntrack` (so fragments and invalid packets are gone) on the
+//! ipN-unicast arc ([`IdsNode::on_arc`]); `show ids` reads the
+//! [`IdsStats`]. A new rule file means new nodes (the per-rule counters
+//! follow the set's order): a restart. Not yet: the metrics.
 
 pub mod alert;
 mod node;

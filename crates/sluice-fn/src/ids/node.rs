@@ -13,7 +13,7 @@
 use std::net::SocketAddr;
 use std::sync::Arc;
 
-use sluice_graph::{Cx, ErrorSpec, Frame, Next, Node, NodeSpec};
+use sluice_graph::{Cx, ErrorSpec, Frame, Next, Node, NodeSpec, Onward};
 
 use super::alert::{Alert, AlertLog, IdsStats, add};
 use super::payload::{View, view4, view6};
@@ -66,7 +66,7 @@ impl Default for IdsConfig {
 /// The intrusion detection node.
 pub struct IdsNode {
     name: String,
-    next: String,
+    onward: Onward,
     v6: bool,
     set: Arc<RuleSet>,
     mode: Mode,
@@ -121,7 +121,7 @@ impl IdsNode {
         let hz = sluice_graph::clock::hz() as u64;
         IdsNode {
             name,
-            next,
+            onward: Onward::To(next),
             v6,
             stats: Arc::new(IdsStats::new(set.rules().iter().map(|r| r.sid).collect())),
             scratch: set.scratch(),
@@ -137,6 +137,13 @@ impl IdsNode {
         }
     }
 
+    /// The node on a feature arc: every packet it lets through goes on
+    /// along `onward` instead of the fixed next node.
+    pub fn on_arc(mut self, onward: Onward) -> IdsNode {
+        self.onward = onward;
+        self
+    }
+
     /// The node's counters.
     pub fn stats(&self) -> Arc<IdsStats> {
         self.stats.clone()
@@ -145,7 +152,10 @@ impl IdsNode {
 
 impl Node for IdsNode {
     fn spec(&self) -> NodeSpec {
-        NodeSpec::internal(self.name.clone(), &[self.next.as_str()], ERRORS)
+        NodeSpec {
+            next: self.onward.names(),
+            ..NodeSpec::internal(self.name.clone(), &[], ERRORS)
+        }
     }
 
     fn process(&mut self, cx: &mut Cx<'_>, input: &mut Frame, out: &mut Next<'_>) {
@@ -193,6 +203,7 @@ impl Node for IdsNode {
         self.set
             .scan_vector(&self.flows, payload, &mut self.scratch, &mut self.hits);
         let dropped = self.mode == Mode::Prevent;
+        let route = self.onward.load();
         let mut h = 0;
         for (k, pkt) in input.drain(..).enumerate() {
             let mut matched = false;
@@ -226,7 +237,7 @@ impl Node for IdsNode {
             if matched && dropped {
                 out.drop(pkt, DROP);
             } else {
-                out.send(0, pkt);
+                out.send(route.next(pkt.meta()), pkt);
             }
         }
         let s = &self.stats;
