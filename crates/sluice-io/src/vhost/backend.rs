@@ -632,6 +632,13 @@ impl VhostUser {
         let taken = lock(&self.slots[i]).take();
         if let (Some(v), Some(c)) = (taken, self.conn.as_mut()) {
             c.rings[i].base = v.last_avail;
+            // Odd rings are the guest's transmit rings, which Sluice reads.
+            if i % 2 == 1 {
+                let left = v.ring.avail_idx().wrapping_sub(v.last_avail);
+                self.stats
+                    .rx_left_at_stop
+                    .fetch_add(u64::from(left), Ordering::Relaxed);
+            }
         }
     }
 

@@ -215,6 +215,10 @@ pub struct VhostStats {
     pub too_short: AtomicU64,
     /// Frames dropped for want of a Sluice buffer.
     pub rx_no_buffer: AtomicU64,
+    /// Frames the guest had queued on a transmit ring that Sluice had not
+    /// taken yet when the front end stopped the ring (they are the front
+    /// end's again: it learns where Sluice stopped from GET_VRING_BASE).
+    pub rx_left_at_stop: AtomicU64,
     /// Packets not sent for want of receive buffers in the guest.
     pub tx_ring_full: AtomicU64,
     /// Packets larger than a receive chain (no mergeable buffers).
@@ -270,6 +274,7 @@ impl VhostStats {
             too_short: Self::get(&self.too_short),
             rx_no_buffer: Self::get(&self.rx_no_buffer),
             tx_ring_full: Self::get(&self.tx_ring_full),
+            rx_left_at_stop: Self::get(&self.rx_left_at_stop),
             tx_too_big: Self::get(&self.tx_too_big),
             bad_rings: Self::get(&self.bad_rings),
         }
@@ -304,6 +309,7 @@ pub struct VhostCounts {
     pub too_short: u64,
     pub rx_no_buffer: u64,
     pub tx_ring_full: u64,
+    pub rx_left_at_stop: u64,
     pub tx_too_big: u64,
     pub bad_rings: u64,
 }
