@@ -159,6 +159,20 @@ fn memif_socket(m: &crate::config::Memif) -> MemifSocket {
     }
 }
 
+/// Refuses an interface with fewer queues than workers: each worker polls
+/// and sends on queues of its own.
+fn enough_queues(name: &str, queues: u32, workers: usize) -> Result<(), DataplaneError> {
+    if (queues as usize) < workers {
+        return Err(DataplaneError::Queues(
+            name.to_string(),
+            format!(
+                "{queues} queue(s) for {workers} workers: every worker needs one (set `queues`)"
+            ),
+        ));
+    }
+    Ok(())
+}
+
 /// Connects to a memif server (retrying while it is not there yet); the
 /// queue pairs wait for their workers.
 fn open_memif_client(
@@ -167,15 +181,7 @@ fn open_memif_client(
     m: &crate::config::Memif,
     status: &Arc<LinkStatus>,
 ) -> Result<(MemifClient, Vec<(MemifClientRx, MemifClientTx)>), DataplaneError> {
-    if (m.queues as usize) < config.workers {
-        return Err(DataplaneError::Queues(
-            name.to_string(),
-            format!(
-                "{} queue(s) for {} workers: every worker needs one (set `queues`)",
-                m.queues, config.workers
-            ),
-        ));
-    }
+    enough_queues(name, m.queues, config.workers)?;
     let mut cfg = MemifClientConfig::new(name, "");
     cfg.socket = memif_socket(m);
     cfg.id = m.id;
@@ -194,15 +200,7 @@ fn open_memif(
     m: &crate::config::Memif,
     status: &Arc<LinkStatus>,
 ) -> Result<(MemifServer, Vec<(MemifRx, MemifTx)>), DataplaneError> {
-    if (m.queues as usize) < config.workers {
-        return Err(DataplaneError::Queues(
-            name.to_string(),
-            format!(
-                "{} queue(s) for {} workers: every worker needs one (set `queues`)",
-                m.queues, config.workers
-            ),
-        ));
-    }
+    enough_queues(name, m.queues, config.workers)?;
     let mut cfg = MemifConfig::new(name, "");
     cfg.socket = memif_socket(m);
     cfg.id = m.id;
@@ -224,15 +222,7 @@ fn open_vhost(
     v: &crate::config::VhostUser,
     status: &Arc<LinkStatus>,
 ) -> Result<(VhostUser, Vec<(VhostRx, VhostTx)>), DataplaneError> {
-    if (v.queues as usize) < config.workers {
-        return Err(DataplaneError::Queues(
-            name.to_string(),
-            format!(
-                "{} queue(s) for {} workers: every worker needs one (set `queues`)",
-                v.queues, config.workers
-            ),
-        ));
-    }
+    enough_queues(name, v.queues, config.workers)?;
     let mut cfg = VhostConfig::new(name, &v.socket);
     cfg.queues = v.queues as u16;
     cfg.rx_mode = if v.interrupt {
@@ -308,15 +298,7 @@ fn open_kernel(config: &Config, pool: &Pool) -> Result<KernelPorts, DataplaneErr
             continue;
         };
         let err = |e| DataplaneError::Kernel(i.name.clone(), e);
-        if (kernel.queues as usize) < config.workers {
-            return Err(DataplaneError::Queues(
-                i.name.clone(),
-                format!(
-                    "{} queue(s) for {} workers: every worker needs one (set `queues`)",
-                    kernel.queues, config.workers
-                ),
-            ));
-        }
+        enough_queues(&i.name, kernel.queues, config.workers)?;
         let mut st = LinkStatus::new();
         let mut device_mac = None;
         let mut device_mtu = None;
